@@ -260,3 +260,28 @@ func sortedScopes(scopes []string) []string {
 	slices.Sort(s)
 	return slices.Compact(s)
 }
+
+// Metadata is the part of an OpenID Provider's discovery document
+// (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderMetadata,
+// RFC 8414) that ncagent uses, after per-account overrides were applied.
+type Metadata struct {
+	Issuer                        string   `json:"issuer"`
+	AuthorizationEndpoint         string   `json:"authorization_endpoint"`
+	TokenEndpoint                 string   `json:"token_endpoint"`
+	RevocationEndpoint            string   `json:"revocation_endpoint,omitempty"`
+	JWKSURI                       string   `json:"jwks_uri,omitempty"`
+	DeviceAuthorizationEndpoint   string   `json:"device_authorization_endpoint,omitempty"`
+	UserinfoEndpoint              string   `json:"userinfo_endpoint,omitempty"`
+	GrantTypesSupported           []string `json:"grant_types_supported,omitempty"`
+	ScopesSupported               []string `json:"scopes_supported,omitempty"`
+	CodeChallengeMethodsSupported []string `json:"code_challenge_methods_supported,omitempty"`
+	TokenEndpointAuthMethods      []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	AuthorizationResponseIssParam bool     `json:"authorization_response_iss_parameter_supported,omitempty"`
+}
+
+// HTTPOptions configures NewHTTPClient.
+type HTTPOptions struct {
+	CAPEM     []byte        // extra PEM CA bundle, added to the system pool
+	UserAgent string        // default "ncagent/" + Version
+	Timeout   time.Duration // overall per-request timeout; default 30s
+}

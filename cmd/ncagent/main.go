@@ -1,0 +1,98 @@
+// Command ncagent is a per-user credential agent for Nextcloud.
+//
+// main owns flag parsing, verbs, exit codes and signals; the work is done by
+// the agent, broker, ipc, ui and packaging packages.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Exit codes shared by all verbs.
+const (
+	exitOK          = 0
+	exitError       = 1 // the operation failed
+	exitUsage       = 2 // bad flags or arguments
+	exitNotRunning  = 3 // no agent answers on the socket
+	exitNeedsLogin  = 4 // an account needs sign-in
+	exitUnavailable = 5 // the identity provider could not be reached
+)
+
+// env is what a verb gets from main: its streams and environment. Tests run
+// verbs in-process through run().
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+}
+
+// verb is one subcommand. run parses its own flags from args.
+type verb struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, e *env, args []string) int
+}
+
+var verbs = map[string]verb{}
+
+// register adds a verb; each verb file calls it from init.
+func register(v verb) { verbs[v.name] = v }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, e *env, args []string) int {
+	if len(args) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		if len(args) > 1 {
+			if v, ok := verbs[args[1]]; ok {
+				return v.run(ctx, e, []string{"--help"})
+			}
+		}
+		usage(e.stdout)
+		return exitOK
+	case "--version", "-version":
+		args = []string{"version"}
+	}
+	v, ok := verbs[args[0]]
+	if !ok {
+		fmt.Fprintf(e.stderr, "ncagent: unknown command %q: run ncagent --help\n", args[0])
+		return exitUsage
+	}
+	return v.run(ctx, e, args[1:])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "ncagent is a per-user credential agent for Nextcloud.\n\nUsage:\n  ncagent <command> [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(verbs))
+	for n := range verbs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-12s %s\n", n, verbs[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun ncagent <command> --help for the flags of a command.\n")
+}
+
+// errorf prints a user-facing error: prefixed, lowercase, no trailing period.
+func errorf(e *env, format string, a ...any) {
+	msg := strings.TrimRight(fmt.Sprintf(format, a...), ".\n")
+	fmt.Fprintf(e.stderr, "ncagent: %s\n", msg)
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"runtime"
+
+	"github.com/ncagent/ncagent/broker"
+)
+
+func init() {
+	register(verb{name: "version", summary: "print the version and commit", run: runVersion})
+}
+
+func runVersion(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "version", "", "Print the ncagent version, the commit it was built from, and the Go version.")
+	asJSON := fs.Bool("json", false, "print a JSON document")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if *asJSON {
+		json.NewEncoder(e.stdout).Encode(map[string]string{
+			"version": broker.Version, "commit": broker.Commit, "go": runtime.Version(),
+			"os": runtime.GOOS, "arch": runtime.GOARCH,
+		})
+		return exitOK
+	}
+	commit := broker.Commit
+	if commit == "" {
+		commit = "unknown"
+	}
+	fmt.Fprintf(e.stdout, "ncagent %s (commit %s, %s, %s/%s)\n", broker.Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+// newFlagSet returns a flag set whose --help prints usage to stdout.
+func newFlagSet(e *env, name, argsUsage, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet("ncagent "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintf(out, "Usage: ncagent %s [flags] %s\n\n%s\n\nFlags:\n", name, argsUsage, description)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; done reports that the verb should return code
+// (after --help, or on a usage error).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+	err := fs.Parse(args)
+	if err == flag.ErrHelp {
+		return exitOK, true
+	}
+	if err != nil {
+		return exitUsage, true
+	}
+	return 0, false
+}

@@ -16,28 +16,111 @@
 //     needs-login and purges its cached tokens.
 package broker
 
-// API (implemented in this package):
-//
-//	type Options struct {
-//		Store       Store
-//		Logger      *slog.Logger     // default: discard
-//		UserAgent   string           // default "ncagent/" + Version
-//		Now         func() time.Time // default time.Now
-//		OnEvent     func(Event)      // called without locks held; must not block
-//	}
-//	func New(opts Options) *Broker
-//	func (b *Broker) SetAccount(a Account) error      // add or replace (keeps chain state when issuer/client unchanged)
-//	func (b *Broker) RemoveAccount(name string)       // purge cache, forget state (does not touch the Store)
-//	func (b *Broker) Status() []AccountStatus         // sorted by name
-//	func (b *Broker) AccountStatus(name string) (AccountStatus, error)
-//	func (b *Broker) Token(ctx context.Context, req TokenRequest) (Token, error)
-//	func (b *Broker) Exchange(ctx context.Context, req ExchangeRequest) (Token, error)
-//	func (b *Broker) Revoke(ctx context.Context, account string) (RevokeResult, error)
-//	func (b *Broker) SignedIn(ctx context.Context, account string, secret Secret, initial *Token, refreshExpiry time.Time) error
-//	func (b *Broker) MarkNeedsLogin(account string, cause error)
-//	func (b *Broker) Run(ctx context.Context) error   // keep-alive scheduler; returns nil on ctx done
-//	func (b *Broker) Discover(ctx context.Context, a Account) (Metadata, error)
-//	func NewHTTPClient(o HTTPOptions) (*http.Client, error)
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Options configure a Broker.
+type Options struct {
+	// Store keeps each account's long-lived secret. Required.
+	Store Store
+	// Logger receives debug and info lines; never a secret. Default: discard.
+	Logger *slog.Logger
+	// UserAgent of IdP requests; default "ncagent/" + Version.
+	UserAgent string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// OnEvent is told of account state changes. It is called without locks
+	// held and must not block.
+	OnEvent func(Event)
+	// HTTPClient, when set, is used for every IdP call instead of the
+	// per-CA-bundle clients made by NewHTTPClient.
+	HTTPClient *http.Client
+}
+
+// Broker serves tokens of the configured accounts, owning each account's
+// single refresh chain. All methods are safe for concurrent use. Tokens it
+// returns must not be logged.
+type Broker struct {
+	store      Store
+	log        *slog.Logger
+	userAgent  string
+	now        func() time.Time
+	onEvent    func(Event)
+	httpClient *http.Client // Options.HTTPClient; nil: clientFor builds them
+
+	// Tunables; tests shrink them. Set before first use, read-only after.
+	maxAttempts      int           // IdP attempts per refresh (1 + retries)
+	backoffBase      time.Duration // first backoff ceiling (full jitter)
+	backoffMax       time.Duration // backoff ceiling
+	discoveryTTL     time.Duration
+	discoveryFailTTL time.Duration
+	sleep            func(ctx context.Context, d time.Duration) error
+	jitter           func(n int64) int64 // uniform in [0, n)
+
+	mu       sync.RWMutex        // guards accounts (the map, not the accounts)
+	accounts map[string]*account // by name
+
+	clientsMu sync.Mutex                // guards clients
+	clients   map[[32]byte]*http.Client // by SHA-256 of the CA bundle
+
+	discMu sync.Mutex            // guards disc
+	disc   map[string]*discEntry // by issuer
+
+	kick chan struct{} // 1-buffered: wakes Run to recompute its schedule
+}
+
+// New returns a Broker. Add accounts with SetAccount; start the keep-alive
+// scheduler with Run.
+func New(opts Options) *Broker {
+	b := &Broker{
+		store:            opts.Store,
+		log:              opts.Logger,
+		userAgent:        opts.UserAgent,
+		now:              opts.Now,
+		onEvent:          opts.OnEvent,
+		httpClient:       opts.HTTPClient,
+		maxAttempts:      4,
+		backoffBase:      250 * time.Millisecond,
+		backoffMax:       8 * time.Second,
+		discoveryTTL:     discoveryTTL,
+		discoveryFailTTL: discoveryFailTTL,
+		sleep:            sleepCtx,
+		jitter:           rand.Int64N,
+		accounts:         map[string]*account{},
+		clients:          map[[32]byte]*http.Client{},
+		disc:             map[string]*discEntry{},
+		kick:             make(chan struct{}, 1),
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if b.userAgent == "" {
+		b.userAgent = "ncagent/" + Version
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	return b
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
 // Version is the ncagent version, set by the linker
 // (-ldflags "-X github.com/ncagent/ncagent/broker.Version=...").

@@ -1,0 +1,414 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// SecretStore is the keychain as the agent needs it: the broker's Store for
+// refresh tokens and app passwords, plus client secrets of confidential
+// OIDC clients. *Keychain implements it.
+type SecretStore interface {
+	broker.Store
+	GetClientSecret(account string) (broker.Secret, error)
+	PutClientSecret(account string, secret broker.Secret) error
+	DeleteClientSecret(account string) error
+}
+
+// Options configures New.
+type Options struct {
+	ConfigPath string      // default ConfigPath()
+	Store      SecretStore // required
+	Logger     *slog.Logger
+	Socket     string // reported in status
+	// OpenURL opens a URL in the user's browser for sign-ins that asked the
+	// agent to (the tray, the setup page). Default OpenURL.
+	OpenURL func(string) error
+	Now     func() time.Time
+	// SignInTimeout overrides the default sign-in timeouts (tests).
+	SignInTimeout time.Duration
+}
+
+// Agent is the ncagent daemon: it owns every account's refresh chain
+// through one broker, keeps the account config, runs sign-ins, and serves
+// the ipc.Backend interface. It is safe for concurrent use.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	broker  *broker.Broker
+	store   SecretStore
+	started time.Time
+
+	mu      sync.Mutex             // guards cfg, logins, subs, lastState
+	cfg     *Config                // the loaded config; replaced on save
+	logins  map[string]*loginOp    // sign-ins in progress, by account
+	subs    map[chan struct{}]bool // change listeners (the tray)
+	closed  bool
+	closeCh chan struct{}
+}
+
+var _ ipc.Backend = (*Agent)(nil)
+
+// New loads the config and prepares every account's chain. It does not
+// touch the network or the keychain: secrets are read on first use.
+func New(opts Options) (*Agent, error) {
+	if opts.Store == nil {
+		return nil, errors.New("agent: no secret store")
+	}
+	if opts.ConfigPath == "" {
+		p, err := ConfigPath()
+		if err != nil {
+			return nil, err
+		}
+		opts.ConfigPath = p
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.OpenURL == nil {
+		opts.OpenURL = OpenURL
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, warnings, err := LoadConfig(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		opts.Logger.Warn("config", "path", opts.ConfigPath, "warning", w)
+	}
+	a := &Agent{
+		opts:    opts,
+		log:     opts.Logger,
+		store:   opts.Store,
+		started: opts.Now(),
+		cfg:     cfg,
+		logins:  map[string]*loginOp{},
+		subs:    map[chan struct{}]bool{},
+		closeCh: make(chan struct{}),
+	}
+	a.broker = broker.New(broker.Options{
+		Store:   opts.Store,
+		Logger:  opts.Logger,
+		Now:     opts.Now,
+		OnEvent: a.onEvent,
+	})
+	for _, name := range a.accountNames() {
+		if err := a.installAccount(name, cfg.Accounts[name]); err != nil {
+			// A bad account must not keep the others from working.
+			a.log.Error("account not loaded", "account", name, "err", err)
+		}
+	}
+	return a, nil
+}
+
+// installAccount hands an account's config to the broker, with its client
+// secret when the client is confidential.
+func (a *Agent) installAccount(name string, ac *AccountConfig) error {
+	acct, err := ac.Broker(name)
+	if err != nil {
+		return err
+	}
+	if acct.Kind == broker.KindOIDC && acct.ClientAuth != "" && acct.ClientAuth != broker.ClientAuthNone {
+		sec, err := a.store.GetClientSecret(name)
+		if err != nil && !errors.Is(err, broker.ErrNotFound) {
+			return err
+		}
+		acct.ClientSecret = sec
+	}
+	return a.broker.SetAccount(acct)
+}
+
+// Broker returns the agent's broker (for the tray and tests).
+func (a *Agent) Broker() *broker.Broker { return a.broker }
+
+// Run serves the API on ln and keeps every chain alive until ctx is done.
+// It closes ln on return.
+func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: a.log, Socket: a.opts.Socket})
+	errc := make(chan error, 2)
+	go func() { errc <- a.broker.Run(ctx) }()
+	go func() { errc <- srv.Run(ctx, ln) }()
+	select {
+	case <-ctx.Done():
+	case <-a.closeCh:
+	case err := <-errc:
+		if err != nil {
+			cancel()
+			<-errc
+			return err
+		}
+	}
+	cancel()
+	err1, err2 := <-errc, error(nil)
+	if len(errc) > 0 {
+		err2 = <-errc
+	}
+	return errors.Join(err1, err2)
+}
+
+// Close stops Run. It is safe to call more than once.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.closed {
+		a.closed = true
+		close(a.closeCh)
+	}
+	return nil
+}
+
+// Subscribe returns a channel that receives a value (coalesced) whenever an
+// account's state or the account list changes, and a function that ends
+// the subscription.
+func (a *Agent) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	a.mu.Lock()
+	a.subs[ch] = true
+	a.mu.Unlock()
+	return ch, func() {
+		a.mu.Lock()
+		delete(a.subs, ch)
+		a.mu.Unlock()
+	}
+}
+
+func (a *Agent) notify() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ch := range a.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (a *Agent) onEvent(ev broker.Event) {
+	attrs := []any{"account", ev.Account, "state", ev.State}
+	if ev.Err != nil {
+		attrs = append(attrs, "cause", ev.Err.Error())
+	}
+	if ev.State == broker.StateNeedsLogin || ev.State == broker.StateOffline {
+		a.log.Warn("account state changed", attrs...)
+	} else {
+		a.log.Info("account state changed", attrs...)
+	}
+	a.notify()
+}
+
+// account resolves an account name (empty: the default account).
+func (a *Agent) account(name string) (string, *AccountConfig, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if name == "" {
+		n, err := a.cfg.DefaultAccount()
+		if err != nil {
+			return "", nil, &ipc.Error{Code: ipc.CodeUnknownAccount, Message: err.Error()}
+		}
+		name = n
+	}
+	ac, ok := a.cfg.Accounts[name]
+	if !ok {
+		return name, nil, &ipc.Error{Code: ipc.CodeUnknownAccount, Account: name,
+			Message: fmt.Sprintf("no account %q: run ncagent login %s --server URL to add it", name, name)}
+	}
+	return name, ac, nil
+}
+
+// Status implements ipc.Backend.
+func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
+	resp := ipc.StatusResponse{
+		Version:  broker.Version,
+		Commit:   broker.Commit,
+		PID:      os.Getpid(),
+		Socket:   a.opts.Socket,
+		Started:  a.started,
+		Accounts: []ipc.AccountStatus{},
+	}
+	a.mu.Lock()
+	display := map[string]string{}
+	for name, ac := range a.cfg.Accounts {
+		display[name] = ac.DisplayName
+	}
+	a.mu.Unlock()
+	for _, st := range a.broker.Status() {
+		as := ipc.AccountStatus{
+			Name:          st.Name,
+			Kind:          string(st.Kind),
+			Server:        st.Server,
+			Issuer:        st.Issuer,
+			User:          st.Username,
+			DisplayName:   display[st.Name],
+			State:         string(st.State),
+			Degraded:      st.Degraded,
+			Scopes:        st.Scopes,
+			RefreshExpiry: st.RefreshExpiry,
+			LastRefresh:   st.LastRefresh,
+			LastError:     st.LastError,
+		}
+		if a.signingIn(st.Name) {
+			as.State = "signing-in"
+		}
+		for _, t := range st.Tokens {
+			as.Tokens = append(as.Tokens, ipc.CachedToken{Audience: t.Audience, Scopes: t.Scopes, ExpiresAt: t.Expiry})
+		}
+		resp.Accounts = append(resp.Accounts, as)
+	}
+	return resp, nil
+}
+
+func (a *Agent) signingIn(name string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.logins[name]
+	return ok
+}
+
+// Token implements ipc.Backend.
+func (a *Agent) Token(ctx context.Context, peer ipc.Peer, req ipc.TokenRequest) (ipc.TokenResponse, error) {
+	name, _, err := a.account(req.Account)
+	if err != nil {
+		return ipc.TokenResponse{}, err
+	}
+	if req.MinValidSeconds < 0 || req.MinValidSeconds > 24*3600 {
+		return ipc.TokenResponse{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
+			Message: "min_valid_seconds must be between 0 and 86400"}
+	}
+	tok, err := a.broker.Token(ctx, broker.TokenRequest{
+		Account:  name,
+		Scopes:   req.Scopes,
+		Audience: req.Audience,
+		MinValid: time.Duration(req.MinValidSeconds) * time.Second,
+	})
+	if err != nil {
+		return ipc.TokenResponse{}, wireError(name, err)
+	}
+	return a.tokenResponse(tok), nil
+}
+
+// Exchange implements ipc.Backend.
+func (a *Agent) Exchange(ctx context.Context, peer ipc.Peer, req ipc.ExchangeRequest) (ipc.TokenResponse, error) {
+	name, _, err := a.account(req.Account)
+	if err != nil {
+		return ipc.TokenResponse{}, err
+	}
+	if req.SubjectToken == "" {
+		return ipc.TokenResponse{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: "subject_token is required"}
+	}
+	tok, err := a.broker.Exchange(ctx, broker.ExchangeRequest{
+		Account:          name,
+		SubjectToken:     broker.Secret(req.SubjectToken),
+		SubjectTokenType: req.SubjectTokenType,
+		Audience:         req.Audience,
+		Scopes:           req.Scopes,
+		ActorToken:       broker.Secret(req.ActorToken),
+		ActorTokenType:   req.ActorTokenType,
+	})
+	if err != nil {
+		return ipc.TokenResponse{}, wireError(name, err)
+	}
+	return a.tokenResponse(tok), nil
+}
+
+func (a *Agent) tokenResponse(t broker.Token) ipc.TokenResponse {
+	r := ipc.TokenResponse{
+		Account:         t.Account,
+		TokenType:       t.TokenType,
+		AccessToken:     t.AccessToken.Reveal(),
+		Authorization:   t.Authorization(),
+		Scope:           strings.Join(t.Scopes, " "),
+		Username:        t.Username,
+		Server:          t.Server,
+		IssuedTokenType: t.IssuedTokenType,
+	}
+	if !t.Expiry.IsZero() {
+		r.ExpiresAt = t.Expiry.UTC().Truncate(time.Second)
+		r.ExpiresIn = int64(t.Expiry.Sub(a.opts.Now()) / time.Second)
+	}
+	return r
+}
+
+// Revoke implements ipc.Backend. The account stays configured, signed out,
+// so that it can be signed in again from the tray or the CLI.
+func (a *Agent) Revoke(ctx context.Context, peer ipc.Peer, req ipc.RevokeRequest) (ipc.RevokeResponse, error) {
+	if req.Account == "" {
+		return ipc.RevokeResponse{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Message: "account is required"}
+	}
+	name, _, err := a.account(req.Account)
+	if err != nil {
+		return ipc.RevokeResponse{}, err
+	}
+	res, err := a.broker.Revoke(ctx, name)
+	if err != nil {
+		return ipc.RevokeResponse{}, wireError(name, err)
+	}
+	a.log.Info("revoked", "account", name, "where", res.Where, "server_revoked", res.ServerRevoked, "peer_pid", peer.PID)
+	a.notify()
+	return ipc.RevokeResponse{
+		Account:       name,
+		Where:         res.Where,
+		Endpoint:      res.Endpoint,
+		ServerRevoked: res.ServerRevoked,
+		SecretDeleted: res.SecretDeleted,
+		PurgedTokens:  res.PurgedTokens,
+		Note:          res.Note,
+	}, nil
+}
+
+// wireError translates a broker error into the wire error of ARCHITECTURE.md.
+// Messages name the account and what to do next; they never carry secrets
+// (broker errors never do).
+func wireError(account string, err error) error {
+	var we *ipc.Error
+	if errors.As(err, &we) {
+		return we
+	}
+	var idp *broker.IdPError
+	switch {
+	case errors.Is(err, broker.ErrUnknownAccount):
+		return &ipc.Error{Code: ipc.CodeUnknownAccount, Account: account,
+			Message: fmt.Sprintf("no account %q: run ncagent login %s --server URL to add it", account, account)}
+	case errors.Is(err, broker.ErrNeedsLogin), errors.Is(err, broker.ErrSignedOut):
+		return &ipc.Error{Code: ipc.CodeNeedsLogin, Account: account,
+			Message: fmt.Sprintf("account %s needs sign-in: run ncagent login %s", account, account)}
+	case errors.Is(err, broker.ErrSubjectToken):
+		return &ipc.Error{Code: ipc.CodeInvalidRequest, Account: account, Message: err.Error()}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &ipc.Error{Code: ipc.CodeTimeout, Account: account, Message: "the identity provider did not answer in time: " + err.Error()}
+	case errors.As(err, &idp):
+		return &ipc.Error{Code: ipc.CodeIdPError, Account: account, IdPError: idp.Code, Message: err.Error()}
+	case errors.Is(err, broker.ErrUnavailable):
+		return &ipc.Error{Code: ipc.CodeIdPUnavailable, Account: account, Message: err.Error()}
+	case errors.Is(err, ErrNoKeychain), errors.Is(err, ErrKeychainLocked), errors.Is(err, ErrKeychainTimeout):
+		return &ipc.Error{Code: ipc.CodeInternal, Status: http.StatusServiceUnavailable, Account: account, Message: err.Error()}
+	}
+	return &ipc.Error{Code: ipc.CodeInternal, Account: account, Message: err.Error()}
+}
+
+// accountNames returns the configured account names, sorted.
+func (a *Agent) accountNames() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.cfg.Accounts))
+	for n := range a.cfg.Accounts {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

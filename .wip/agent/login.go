@@ -1,0 +1,343 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// loginOp is one sign-in in progress. Requests for the same account join it
+// instead of starting another: they see the events so far and the result.
+type loginOp struct {
+	done   chan struct{}
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards events, subs, waiters, result, err
+	events  []ipc.LoginEvent
+	subs    map[int]func(ipc.LoginEvent)
+	nextSub int
+	waiters int
+	result  ipc.LoginEvent
+	err     error
+}
+
+func (op *loginOp) emit(ev ipc.LoginEvent) {
+	op.mu.Lock()
+	op.events = append(op.events, ev)
+	subs := slices.Collect(maps.Values(op.subs))
+	op.mu.Unlock()
+	for _, f := range subs {
+		f(ev)
+	}
+}
+
+// join replays the events so far to f and subscribes it to the next ones.
+func (op *loginOp) join(f func(ipc.LoginEvent)) (leave func()) {
+	op.mu.Lock()
+	for _, ev := range op.events {
+		f(ev)
+	}
+	id := op.nextSub
+	op.nextSub++
+	op.subs[id] = f
+	op.waiters++
+	op.mu.Unlock()
+	return func() {
+		op.mu.Lock()
+		delete(op.subs, id)
+		op.waiters--
+		last := op.waiters == 0
+		op.mu.Unlock()
+		if last {
+			// Nobody waits for this sign-in any more: end it cleanly.
+			op.cancel()
+		}
+	}
+}
+
+// Login implements ipc.Backend: it runs a sign-in for req.Account, or joins
+// the one already running for it. The sign-in ends when it succeeds, fails,
+// times out, or every requester has gone away.
+func (a *Agent) Login(ctx context.Context, peer ipc.Peer, req ipc.LoginRequest, progress func(ipc.LoginEvent)) (ipc.LoginEvent, error) {
+	if err := ValidateAccountName(req.Account); err != nil {
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: req.Account, Message: err.Error()}
+	}
+	name := req.Account
+	a.mu.Lock()
+	op, joined := a.logins[name]
+	if !joined {
+		opCtx, cancel := context.WithCancel(context.Background())
+		op = &loginOp{done: make(chan struct{}), cancel: cancel, subs: map[int]func(ipc.LoginEvent){}}
+		a.logins[name] = op
+		go a.runLoginOp(opCtx, name, req, op)
+	}
+	a.mu.Unlock()
+	if joined {
+		a.log.Info("sign-in joined", "account", name, "peer_pid", peer.PID)
+	} else {
+		a.log.Info("sign-in started", "account", name, "method", req.Method, "peer_pid", peer.PID)
+		a.notify()
+	}
+	leave := op.join(progress)
+	defer leave()
+	select {
+	case <-op.done:
+		op.mu.Lock()
+		defer op.mu.Unlock()
+		return op.result, op.err
+	case <-ctx.Done():
+		return ipc.LoginEvent{}, ctx.Err()
+	}
+}
+
+func (a *Agent) runLoginOp(ctx context.Context, name string, req ipc.LoginRequest, op *loginOp) {
+	emit := op.emit
+	if req.OpenBrowser {
+		emit = func(ev ipc.LoginEvent) {
+			if ev.Type == "open_url" && ev.URL != "" {
+				if err := a.opts.OpenURL(ev.URL); err != nil {
+					a.log.Warn("could not open the browser", "account", name, "err", err)
+				}
+			}
+			op.emit(ev)
+		}
+	}
+	res, err := a.signIn(ctx, name, req, emit)
+	if err != nil {
+		a.log.Warn("sign-in failed", "account", name, "err", err)
+	} else {
+		a.log.Info("signed in", "account", name, "user", res.User)
+	}
+	op.mu.Lock()
+	op.result, op.err = res, err
+	op.mu.Unlock()
+	a.mu.Lock()
+	delete(a.logins, name)
+	a.mu.Unlock()
+	op.cancel()
+	close(op.done)
+	a.notify()
+}
+
+// signIn runs one sign-in and, only when it succeeded, replaces the
+// account's secret and config.
+func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, emit func(ipc.LoginEvent)) (ipc.LoginEvent, error) {
+	a.mu.Lock()
+	old := a.cfg.Accounts[name]
+	a.mu.Unlock()
+
+	ac := &AccountConfig{}
+	if old != nil {
+		c := *old
+		ac = &c
+	}
+	if req.Server != "" {
+		ac.Server = req.Server
+	}
+	if req.Issuer != "" {
+		ac.Issuer = req.Issuer
+	}
+	if req.ClientID != "" {
+		ac.ClientID = req.ClientID
+	}
+	if len(req.Scopes) > 0 {
+		ac.Scopes = req.Scopes
+	}
+	if req.CAFile != "" {
+		ac.CAFile = req.CAFile
+	}
+	if req.ClientSecret != "" && ac.ClientAuth == "" {
+		ac.ClientAuth = string(broker.ClientAuthBasic)
+	}
+	if ac.Server == "" && ac.Issuer == "" {
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
+			Message: fmt.Sprintf("account %s is new: give its server, e.g. ncagent login %s --server https://cloud.example.com", name, name)}
+	}
+	var caPEM []byte
+	if req.CAPEM != "" {
+		caPEM = []byte(req.CAPEM)
+	} else if ac.CAFile != "" {
+		b, err := os.ReadFile(ac.CAFile)
+		if err != nil {
+			return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: fmt.Sprintf("read CA file: %v", err)}
+		}
+		caPEM = b
+	}
+	client, err := broker.NewHTTPClient(broker.HTTPOptions{CAPEM: caPEM})
+	if err != nil {
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: err.Error()}
+	}
+
+	method := req.Method
+	switch {
+	case method != "":
+	case old != nil && old.Kind == string(broker.KindAppPassword) && req.Issuer == "" && req.ClientID == "":
+		method = "app-password"
+	case old != nil && old.Kind == string(broker.KindOIDC) && req.Server == "":
+		method = "browser"
+	default:
+		var reason string
+		method, reason = chooseMethod(ctx, client, ac.Server, ac.Issuer, ac.ClientID)
+		emit(ipc.LoginEvent{Type: "method", Account: name, Method: method, Reason: reason})
+	}
+	switch method {
+	case "browser", "device":
+		ac.Kind = string(broker.KindOIDC)
+		if ac.Issuer == "" {
+			ac.Issuer = ac.Server
+		}
+	case "app-password":
+		ac.Kind = string(broker.KindAppPassword)
+		if ac.Server == "" {
+			ac.Server = ac.Issuer
+		}
+	default:
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
+			Message: fmt.Sprintf("unknown sign-in method %q: use browser, device or app-password", method)}
+	}
+	acct, err := ac.Broker(name)
+	if err != nil {
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: err.Error()}
+	}
+	acct.CAPEM = caPEM
+	clientSecret := broker.Secret(req.ClientSecret)
+	if clientSecret == "" && acct.ClientAuth != "" && acct.ClientAuth != broker.ClientAuthNone {
+		if s, err := a.store.GetClientSecret(name); err == nil {
+			clientSecret = s
+		}
+	}
+	acct.ClientSecret = clientSecret
+
+	sr := signInRequest{
+		Account:      name,
+		Method:       method,
+		Server:       acct.Server,
+		Issuer:       acct.Issuer,
+		ClientID:     acct.ClientID,
+		ClientSecret: clientSecret,
+		ClientAuth:   acct.ClientAuth,
+		Scopes:       acct.Scopes,
+		HTTP:         client,
+		RedirectHost: ac.RedirectHost,
+		Timeout:      a.opts.SignInTimeout,
+		Progress:     emit,
+		Now:          a.opts.Now,
+	}
+	var res signInResult
+	switch method {
+	case "browser", "device":
+		md, err := a.broker.Discover(ctx, acct)
+		if err != nil {
+			return ipc.LoginEvent{}, wireError(name, err)
+		}
+		sr.Metadata = md
+		if method == "browser" {
+			res, err = signInBrowser(ctx, sr)
+		} else {
+			res, err = signInDevice(ctx, sr)
+		}
+		if err != nil {
+			return ipc.LoginEvent{}, signInWireError(name, err)
+		}
+	case "app-password":
+		res, err = signInAppPassword(ctx, sr)
+		if err != nil {
+			return ipc.LoginEvent{}, signInWireError(name, err)
+		}
+		acct.Server = res.Server
+		ac.Server = res.Server
+	}
+	if res.Username != "" {
+		ac.User = res.Username
+		acct.Username = res.Username
+	}
+	if res.DisplayName != "" {
+		ac.DisplayName = res.DisplayName
+	}
+
+	// The sign-in worked: only now replace what the account had.
+	if req.ClientSecret != "" {
+		if err := a.store.PutClientSecret(name, clientSecret); err != nil {
+			return ipc.LoginEvent{}, wireError(name, err)
+		}
+	}
+	if err := a.broker.SetAccount(acct); err != nil {
+		return ipc.LoginEvent{}, wireError(name, err)
+	}
+	storeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.broker.SignedIn(storeCtx, name, res.Secret, res.Initial, res.RefreshExpiry); err != nil {
+		a.restoreAccount(name, old)
+		return ipc.LoginEvent{}, wireError(name, err)
+	}
+	if err := a.saveAccount(name, ac); err != nil {
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInternal, Account: name,
+			Message: fmt.Sprintf("signed in, but the config could not be saved (the account works until the agent stops): %v", err)}
+	}
+	return ipc.LoginEvent{Type: "done", Account: name, Method: method, State: string(broker.StateSignedIn),
+		User: ac.User, Message: fmt.Sprintf("signed in to %s as %s", ac.Server, displayUser(ac))}, nil
+}
+
+func displayUser(ac *AccountConfig) string {
+	if ac.DisplayName != "" && ac.DisplayName != ac.User {
+		return fmt.Sprintf("%s (%s)", ac.User, ac.DisplayName)
+	}
+	return ac.User
+}
+
+// restoreAccount puts the broker back to the account's previous config
+// after a sign-in that could not be stored.
+func (a *Agent) restoreAccount(name string, old *AccountConfig) {
+	if old == nil {
+		a.broker.RemoveAccount(name)
+		return
+	}
+	if err := a.installAccount(name, old); err != nil {
+		a.log.Error("restore account", "account", name, "err", err)
+	}
+}
+
+// saveAccount writes the account into the config file and the agent's view.
+func (a *Agent) saveAccount(name string, ac *AccountConfig) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := *a.cfg
+	next.Accounts = maps.Clone(a.cfg.Accounts)
+	if next.Accounts == nil {
+		next.Accounts = map[string]*AccountConfig{}
+	}
+	next.Accounts[name] = ac
+	if err := next.Save(a.opts.ConfigPath); err != nil {
+		// Keep serving the account from memory.
+		a.cfg.Accounts = next.Accounts
+		return err
+	}
+	a.cfg = &next
+	return nil
+}
+
+// signInWireError maps sign-in failures to wire errors with a next step.
+func signInWireError(name string, err error) error {
+	switch {
+	case errors.Is(err, ErrSignInTimeout):
+		return &ipc.Error{Code: ipc.CodeTimeout, Account: name, Message: err.Error()}
+	case errors.Is(err, ErrSignInDenied), errors.Is(err, ErrNoRefreshToken), errors.Is(err, ErrSignInState):
+		e := &ipc.Error{Code: ipc.CodeIdPError, Account: name, Message: err.Error()}
+		var idp *broker.IdPError
+		if errors.As(err, &idp) {
+			e.IdPError = idp.Code
+		}
+		return e
+	case errors.Is(err, context.Canceled):
+		return &ipc.Error{Code: ipc.CodeTimeout, Account: name, Message: "sign-in cancelled"}
+	}
+	return wireError(name, err)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// clientFlags are the flags every client verb shares.
+type clientFlags struct {
+	socket  string
+	noStart bool
+	timeout time.Duration
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet, e *env, timeout time.Duration) {
+	fs.StringVar(&c.socket, "socket", "", "agent socket (default: $NCAGENT_SOCKET or the per-user default; see ncagent socket-path)")
+	fs.BoolVar(&c.noStart, "no-start", e.getenv("NCAGENT_NO_START") == "1", "do not start an agent when none runs (also NCAGENT_NO_START=1)")
+	fs.DurationVar(&c.timeout, "timeout", timeout, "how long to wait for the agent's answer")
+}
+
+func (c *clientFlags) socketPath(e *env) (string, error) {
+	if c.socket != "" {
+		return c.socket, nil
+	}
+	if s := e.getenv("NCAGENT_SOCKET"); s != "" {
+		return s, nil
+	}
+	return ipc.SocketPath()
+}
+
+// connect returns a client of the running agent, starting one in the
+// background first when none answers (like gpg-agent), unless --no-start.
+func (c *clientFlags) connect(ctx context.Context, e *env) (*ipc.Client, string, error) {
+	path, err := c.socketPath(e)
+	if err != nil {
+		return nil, "", err
+	}
+	cl := ipc.NewClient(path)
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = cl.Status(pctx)
+	cancel()
+	if err == nil || !errors.Is(err, ipc.ErrNotRunning) || c.noStart {
+		return cl, path, err
+	}
+	if err := startAgent(e, path); err != nil {
+		return nil, path, fmt.Errorf("start agent: %w", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err = cl.Status(pctx)
+		cancel()
+		if err == nil {
+			return cl, path, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, path, fmt.Errorf("started an agent, but it did not answer on %s within 10s (see %s): %w", path, agentLogPath(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// agentLogPath is where an agent started on demand writes its log.
+func agentLogPath() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "ncagent", "agent.log")
+}
+
+// startAgent starts "ncagent run --headless" detached from this process,
+// logging to agentLogPath.
+func startAgent(e *env, socket string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logPath := agentLogPath()
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "run", "--headless", "--socket", socket)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Env = os.Environ()
+	detach(cmd)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "ncagent: started an agent in the background (pid %d, log %s)\n", cmd.Process.Pid, logPath)
+	return cmd.Process.Release()
+}
+
+// clientExit prints a client error and returns the exit code for it.
+func clientExit(e *env, path string, err error) int {
+	var we *ipc.Error
+	switch {
+	case errors.Is(err, ipc.ErrNotRunning):
+		errorf(e, "no agent is running on %s: start one with ncagent run, or drop --no-start", path)
+		return exitNotRunning
+	case errors.As(err, &we):
+		errorf(e, "%s", we.Message)
+		switch we.Code {
+		case ipc.CodeNeedsLogin:
+			return exitNeedsLogin
+		case ipc.CodeIdPUnavailable, ipc.CodeTimeout:
+			return exitUnavailable
+		}
+		return exitError
+	case errors.Is(err, context.DeadlineExceeded):
+		errorf(e, "the agent did not answer in time: retry with a longer --timeout")
+		return exitUnavailable
+	}
+	errorf(e, "%v", err)
+	return exitError
+}

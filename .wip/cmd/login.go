@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ncagent/ncagent/agent"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+func init() {
+	register(verb{name: "login", summary: "sign an account in (browser, device code or app password)", run: runLogin})
+}
+
+func runLogin(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "login", "ACCOUNT", `Sign ACCOUNT in and keep its secret in the OS keychain. The running agent
+(started on demand) owns the sign-in and the resulting refresh chain.
+
+Methods:
+  browser       OpenID Connect code flow with PKCE on a loopback redirect
+                http://localhost:<port>/callback (register that redirect,
+                with any port, for the client at the IdP)
+  device        OAuth device code flow, for SSH sessions and machines
+                without a browser
+  app-password  Nextcloud Login Flow v2: works on every stock Nextcloud
+
+With --server alone, browser is used when the server offers OpenID Connect
+and a client id is known, otherwise app-password. The URL to open is always
+printed, so it can be opened on another machine.`)
+	var cf clientFlags
+	cf.register(fs, e, 25*time.Minute)
+	server := fs.String("server", "", "Nextcloud server URL, e.g. https://cloud.example.com")
+	issuer := fs.String("issuer", "", "OpenID Connect issuer (default: the server)")
+	clientID := fs.String("client-id", "", "OAuth client id registered at the issuer")
+	secretFile := fs.String("client-secret-file", "", "file holding the client secret (confidential clients; kept in the keychain)")
+	scopes := fs.String("scopes", "", `space-separated scopes to ask for, e.g. "openid profile files"`)
+	method := fs.String("method", "", "browser, device or app-password (default: chosen from the server)")
+	noBrowser := fs.Bool("no-browser", false, "do not open a browser; only print the URL")
+	caFile := fs.String("ca-file", "", "PEM bundle of extra CAs to trust for this account's servers")
+	asJSON := fs.Bool("json", false, "print the progress events as JSON lines")
+	account, code, done := parseWithAccount(e, fs, args)
+	if done {
+		return code
+	}
+	if account == "" {
+		errorf(e, "login needs an account name: ncagent login ACCOUNT --server URL")
+		return exitUsage
+	}
+	if err := agent.ValidateAccountName(account); err != nil {
+		errorf(e, "%v", err)
+		return exitUsage
+	}
+	switch *method {
+	case "", "browser", "device", "app-password":
+	default:
+		errorf(e, "bad --method %q: use browser, device or app-password", *method)
+		return exitUsage
+	}
+	req := ipc.LoginRequest{
+		Account:  account,
+		Server:   strings.TrimRight(*server, "/"),
+		Issuer:   *issuer,
+		ClientID: *clientID,
+		Scopes:   strings.Fields(*scopes),
+		Method:   *method,
+	}
+	if *secretFile != "" {
+		s, err := readSecretFile(e, *secretFile)
+		if err != nil {
+			errorf(e, "read client secret: %v", err)
+			return exitUsage
+		}
+		req.ClientSecret = s
+	}
+	if *caFile != "" {
+		abs, err := filepath.Abs(*caFile)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			errorf(e, "--ca-file: %v", err)
+			return exitUsage
+		}
+		req.CAFile = abs
+	}
+	cl, path, err := cf.connect(ctx, e)
+	if err != nil {
+		return clientExit(e, path, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	enc := json.NewEncoder(e.stdout)
+	final, err := cl.Login(ctx, req, func(ev ipc.LoginEvent) {
+		if *asJSON {
+			enc.Encode(ev)
+			return
+		}
+		showLoginEvent(e, ev, *noBrowser)
+	})
+	if err != nil {
+		return clientExit(e, path, err)
+	}
+	if *asJSON {
+		enc.Encode(final)
+	} else {
+		fmt.Fprintf(e.stdout, "ncagent: %s\n", final.Message)
+	}
+	return exitOK
+}
+
+// showLoginEvent tells the user what to do; the URL is always printed.
+func showLoginEvent(e *env, ev ipc.LoginEvent, noBrowser bool) {
+	switch ev.Type {
+	case "method":
+		fmt.Fprintf(e.stderr, "ncagent: signing in with %s: %s\n", ev.Method, ev.Reason)
+	case "open_url":
+		fmt.Fprintf(e.stderr, "ncagent: open this URL to sign in:\n\n    %s\n\n", ev.URL)
+		if !noBrowser {
+			if err := agent.OpenURL(ev.URL); err != nil {
+				fmt.Fprintf(e.stderr, "ncagent: could not open a browser (%v): open the URL yourself\n", err)
+			}
+		}
+	case "user_code":
+		fmt.Fprintf(e.stderr, "ncagent: on any device, open\n\n    %s\n\nand enter the code  %s\n\n", ev.URL, ev.UserCode)
+	case "waiting":
+		msg := ev.Message
+		if msg == "" {
+			msg = "waiting for the sign-in to finish"
+		}
+		fmt.Fprintf(e.stderr, "ncagent: %s…\n", msg)
+	}
+}

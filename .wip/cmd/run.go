@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/ncagent/ncagent/agent"
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+func init() {
+	register(verb{name: "run", summary: "run the agent in the foreground", run: runAgent})
+}
+
+// trayStarter starts the tray for a running agent; set by tray.go on
+// platforms and builds that have one. It returns a function that stops it.
+var trayStarter func(ctx context.Context, a *agent.Agent, log *slog.Logger) (stop func(), err error)
+
+func runAgent(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "run", "", `Run the agent in the foreground: it owns every account's refresh chain and
+serves tokens on the local socket until SIGINT or SIGTERM. With a graphical
+session it also shows the tray icon, unless --headless.
+
+A systemd socket-activated service passes the socket in LISTEN_FDS; the
+agent then serves on it instead of creating its own.`)
+	headless := fs.Bool("headless", false, "do not show the tray icon")
+	socket := fs.String("socket", "", "socket path (default: $NCAGENT_SOCKET or the per-user default)")
+	configPath := fs.String("config", "", "config file (default: $NCAGENT_CONFIG or the user config dir)")
+	logLevel := fs.String("log-level", envOr(e, "NCAGENT_LOG_LEVEL", "info"), "log level: debug, info, warn or error")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		errorf(e, "run takes no arguments: run ncagent run --help")
+		return exitUsage
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		errorf(e, "bad --log-level %q: use debug, info, warn or error", *logLevel)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	if *configPath == "" {
+		*configPath = e.getenv("NCAGENT_CONFIG")
+	}
+	if *configPath == "" {
+		p, err := agent.ConfigPath()
+		if err != nil {
+			errorf(e, "%v", err)
+			return exitError
+		}
+		*configPath = p
+	}
+
+	ln, path, err := listen(e, *socket)
+	if err != nil {
+		if errors.Is(err, ipc.ErrAlreadyRunning) {
+			errorf(e, "an agent is already running on %s: use it, or stop it first", path)
+			return exitError
+		}
+		errorf(e, "listen on %s: %v", path, err)
+		return exitError
+	}
+
+	service := envOr(e, "NCAGENT_KEYRING_SERVICE", "ncagent")
+	a, err := agent.New(agent.Options{
+		ConfigPath: *configPath,
+		Store:      agent.NewKeychain(service, 0),
+		Logger:     log,
+		Socket:     path,
+	})
+	if err != nil {
+		ln.Close()
+		errorf(e, "%v", err)
+		return exitError
+	}
+	log.Info("agent started", "version", broker.Version, "pid", os.Getpid(), "socket", path, "config", *configPath)
+
+	if !*headless && trayStarter != nil {
+		if stop, err := trayStarter(ctx, a, log); err != nil {
+			log.Info("tray not started", "reason", err.Error())
+		} else {
+			defer stop()
+		}
+	} else if *headless {
+		log.Debug("tray not started", "reason", "--headless")
+	}
+
+	err = a.Run(ctx, ln)
+	a.Close()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		errorf(e, "%v", err)
+		return exitError
+	}
+	log.Info("agent stopped")
+	return exitOK
+}
+
+// listen returns the socket-activated listener when systemd passed one, or
+// a new socket at the configured path.
+func listen(e *env, socket string) (net.Listener, string, error) {
+	if ln, ok, err := ipc.ListenActivated(); err != nil {
+		return nil, "socket activation", err
+	} else if ok {
+		return ln, ln.Addr().String(), nil
+	}
+	path := socket
+	if path == "" {
+		path = e.getenv("NCAGENT_SOCKET")
+	}
+	if path == "" {
+		p, err := ipc.SocketPath()
+		if err != nil {
+			return nil, "", err
+		}
+		path = p
+	}
+	ln, err := ipc.Listen(path)
+	return ln, path, err
+}
+
+func envOr(e *env, key, def string) string {
+	if v := strings.TrimSpace(e.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+// socketPathVerb prints where clients find the agent.
+func runSocketPath(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "socket-path", "", "Print the path of the agent socket (or named pipe) that clients use.")
+	if code, done := parseFlags(fs, args); done {
+		return code
+	}
+	p := e.getenv("NCAGENT_SOCKET")
+	if p == "" {
+		var err error
+		if p, err = ipc.SocketPath(); err != nil {
+			errorf(e, "%v", err)
+			return exitError
+		}
+	}
+	fmt.Fprintln(e.stdout, p)
+	return exitOK
+}
+
+func init() {
+	register(verb{name: "socket-path", summary: "print the agent socket path", run: runSocketPath})
+}

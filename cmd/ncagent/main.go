@@ -46,11 +46,13 @@ var verbs = map[string]verb{}
 // register adds a verb; each verb file calls it from init.
 func register(v verb) { verbs[v.name] = v }
 
-func main() {
+func main() { os.Exit(mainCode()) }
+
+// mainCode runs the command line of this process and returns its exit code.
+func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
 }
 
 func run(ctx context.Context, e *env, args []string) int {

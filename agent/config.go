@@ -1,0 +1,615 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/ncagent/ncagent/broker"
+)
+
+// Config is the agent's configuration file: non-secret account data only.
+// Secrets (refresh tokens, app passwords, client secrets) live in the
+// keychain; LoadConfig refuses a file that holds one.
+//
+//	[agent]
+//	default_account = "work"
+//
+//	[accounts.work]
+//	kind      = "oidc"
+//	server    = "https://cloud.example.com"
+//	issuer    = "https://cloud.example.com"
+//	client_id = "ncagent"
+//	scopes    = ["openid", "offline_access"]
+type Config struct {
+	Agent    AgentConfig               `toml:"agent"`
+	Accounts map[string]*AccountConfig `toml:"accounts"`
+}
+
+// AgentConfig is the [agent] table.
+type AgentConfig struct {
+	// DefaultAccount answers requests that name no account. Empty: the
+	// only account, if there is exactly one.
+	DefaultAccount string `toml:"default_account,omitempty"`
+	// LogLevel is debug, info, warn or error (default info).
+	LogLevel string `toml:"log_level,omitempty"`
+}
+
+// AccountConfig is one [accounts.NAME] table. Durations are strings in Go
+// syntax ("10m", "30s"); Broker parses them.
+type AccountConfig struct {
+	Kind        string `toml:"kind"`                   // "oidc" or "app-password"
+	Server      string `toml:"server,omitempty"`       // Nextcloud base URL
+	Issuer      string `toml:"issuer,omitempty"`       // OIDC issuer; default: server
+	ClientID    string `toml:"client_id,omitempty"`    // OIDC client id (required for oidc)
+	ClientAuth  string `toml:"client_auth,omitempty"`  // none, client_secret_post, client_secret_basic
+	Audience    string `toml:"audience,omitempty"`     // default audience of tokens
+	User        string `toml:"user,omitempty"`         // login name, filled in by sign-in
+	DisplayName string `toml:"display_name,omitempty"` // for status displays
+	// CAFile is an absolute path (or ~/...) to an extra PEM CA bundle.
+	CAFile string   `toml:"ca_file,omitempty"`
+	Scopes []string `toml:"scopes,omitempty"`
+	// KeepAlive is the keep-alive refresh interval when the IdP sends no
+	// refresh_expires_in ("10m"); "off" or a negative duration disables it.
+	KeepAlive string `toml:"keepalive,omitempty"`
+	// EarlyRefresh: cached tokens are refreshed this long before expiry ("30s").
+	EarlyRefresh            string   `toml:"early_refresh,omitempty"`
+	AcceptedAudiences       []string `toml:"accepted_audiences,omitempty"`
+	AllowedAlgs             []string `toml:"allowed_algs,omitempty"`
+	CacheExchanged          bool     `toml:"cache_exchanged,omitempty"`
+	ExchangeFallbackRefresh bool     `toml:"exchange_fallback_refresh,omitempty"`
+	// RedirectHost is the loopback host of the browser sign-in redirect:
+	// "localhost" (default) or "127.0.0.1".
+	RedirectHost string           `toml:"redirect_host,omitempty"`
+	Endpoints    broker.Endpoints `toml:"endpoints,omitempty"`
+}
+
+// ConfigPath returns the path of the config file: $NCAGENT_CONFIG when set,
+// else config.toml in the ncagent directory of the user config dir
+// (e.g. ~/.config/ncagent/config.toml).
+func ConfigPath() (string, error) {
+	if p := os.Getenv("NCAGENT_CONFIG"); p != "" {
+		return p, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("config: locate the config dir: %w (set NCAGENT_CONFIG)", err)
+	}
+	return filepath.Join(dir, "ncagent", "config.toml"), nil
+}
+
+// maxConfigSize bounds the config file LoadConfig reads.
+const maxConfigSize = 1 << 20
+
+// LoadConfig reads and validates the config file at path. A missing file is
+// an empty config. Unknown keys are not fatal: they come back as warnings,
+// one line each, naming the key. A key that looks like a secret
+// (refresh_token, password, client_secret, ...) is refused: secrets belong
+// in the keychain. Errors name the file and, for syntax errors, the line;
+// they never contain a value of the file.
+func LoadConfig(path string) (cfg *Config, warnings []string, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Config{Accounts: map[string]*AccountConfig{}}, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: read: %w", err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxConfigSize)
+	}
+	cfg, warnings, err = parseConfig(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return cfg, warnings, nil
+}
+
+// parseConfig parses and validates a config file's contents.
+func parseConfig(data []byte) (*Config, []string, error) {
+	if err := scanSecretKeys(data); err != nil {
+		return nil, nil, err
+	}
+	var cfg Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, nil, err
+	}
+	var warnings []string
+	for _, key := range md.Undecoded() {
+		if secretKey(key[len(key)-1]) {
+			return nil, nil, secretKeyError(key.String(), 0)
+		}
+		warnings = append(warnings, fmt.Sprintf("unknown key %q ignored", key.String()))
+	}
+	cfg.normalize()
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return &cfg, warnings, nil
+}
+
+// normalize makes empty collections nil and the account map non-nil, so
+// that a config compares equal to itself re-encoded.
+func (c *Config) normalize() {
+	if c.Accounts == nil {
+		c.Accounts = map[string]*AccountConfig{}
+	}
+	for name, ac := range c.Accounts {
+		if ac == nil {
+			ac = &AccountConfig{}
+			c.Accounts[name] = ac
+		}
+		for _, s := range []*[]string{&ac.Scopes, &ac.AcceptedAudiences, &ac.AllowedAlgs} {
+			if len(*s) == 0 {
+				*s = nil
+			}
+		}
+	}
+}
+
+// secretKeyNames are keys a config must never have.
+var secretKeyNames = []string{
+	"refresh_token", "access_token", "id_token", "token", "app_password",
+	"apppassword", "password", "passwd", "secret", "client_secret",
+}
+
+// secretKey reports whether a config key is named like a secret.
+func secretKey(key string) bool {
+	k := strings.ToLower(strings.ReplaceAll(key, "-", "_"))
+	if slices.Contains(secretKeyNames, k) {
+		return true
+	}
+	for _, suffix := range []string{"_token", "_password", "_secret"} {
+		if strings.HasSuffix(k, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func secretKeyError(key string, line int) error {
+	where := ""
+	if line > 0 {
+		where = fmt.Sprintf("line %d: ", line)
+	}
+	return fmt.Errorf("%skey %q looks like a secret, and secrets are kept only in the keychain: remove the line, then sign in again (ncagent login ACCOUNT) if the secret is needed", where, key)
+}
+
+// keyAssignment matches the key of "key = ..." at the start of a line or
+// after "{" or "," (inline tables), with optional quotes and dotted parts.
+var keyAssignment = regexp.MustCompile(`(?:^|[{,])\s*((?:["']?[A-Za-z0-9_-]+["']?\s*\.\s*)*["']?([A-Za-z0-9_-]+)["']?)\s*=`)
+
+// scanSecretKeys refuses secret-looking keys before parsing, so that a file
+// that holds a secret is refused even when it has a syntax error whose
+// message could quote the value.
+func scanSecretKeys(data []byte) error {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, maxConfigSize+1)
+	for line := 1; sc.Scan(); line++ {
+		text := sc.Text()
+		if i := strings.IndexByte(text, '#'); i >= 0 && !strings.ContainsAny(text[:i], `"'`) {
+			text = text[:i]
+		}
+		for _, m := range keyAssignment.FindAllStringSubmatch(text, -1) {
+			if secretKey(m[2]) {
+				return secretKeyError(strings.Join(strings.Fields(m[1]), ""), line)
+			}
+		}
+	}
+	return nil
+}
+
+// Validate checks the whole config; the error names the account and the
+// field at fault.
+func (c *Config) Validate() error {
+	switch c.Agent.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("[agent] log_level %q: want debug, info, warn or error", c.Agent.LogLevel)
+	}
+	for _, name := range c.AccountNames() {
+		if err := ValidateAccountName(name); err != nil {
+			return fmt.Errorf("account %q: %w", name, err)
+		}
+		ac := c.Accounts[name]
+		if ac == nil {
+			return fmt.Errorf("account %q: empty", name)
+		}
+		if err := ac.Validate(name); err != nil {
+			return err
+		}
+	}
+	if d := c.Agent.DefaultAccount; d != "" {
+		if _, ok := c.Accounts[d]; !ok {
+			return fmt.Errorf("[agent] default_account %q: no such account (have: %s)", d, c.accountList())
+		}
+	}
+	return nil
+}
+
+// AccountNames returns the names of the configured accounts, sorted.
+func (c *Config) AccountNames() []string {
+	names := make([]string, 0, len(c.Accounts))
+	for name := range c.Accounts {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (c *Config) accountList() string {
+	if len(c.Accounts) == 0 {
+		return "none"
+	}
+	return strings.Join(c.AccountNames(), ", ")
+}
+
+// DefaultAccount returns the account to use when a request names none: the
+// configured default_account, else the only account. With several accounts
+// and no default, or none at all, the error says what to do.
+func (c *Config) DefaultAccount() (string, error) {
+	if d := c.Agent.DefaultAccount; d != "" {
+		if _, ok := c.Accounts[d]; !ok {
+			return "", fmt.Errorf("default account %q is not configured (have: %s)", d, c.accountList())
+		}
+		return d, nil
+	}
+	switch len(c.Accounts) {
+	case 0:
+		return "", errors.New("no account configured: run ncagent login NAME --server URL")
+	case 1:
+		return c.AccountNames()[0], nil
+	}
+	return "", fmt.Errorf("several accounts and no default: name one of %s, or set default_account in [agent]", c.accountList())
+}
+
+// Save writes the config to path atomically: a temporary file (mode 0600)
+// in the same directory is written, synced and renamed over path. The
+// directory is created with mode 0700 when missing. Save refuses an invalid
+// config. Comments of an existing file are not kept.
+func (c *Config) Save(path string) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("config: save %s: %w", path, err)
+	}
+	data, err := c.encode()
+	if err != nil {
+		return fmt.Errorf("config: save %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		done = true
+		return fmt.Errorf("config: save: %w", err)
+	}
+	done = true
+	// Make the rename durable; not every platform can sync a directory.
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+const configHeader = "# ncagent configuration. Secrets are never kept here: they live in the\n# OS keychain. See ncagent help config.\n\n"
+
+// encode returns the TOML text of c.
+func (c *Config) encode() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString(configHeader)
+	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// accountName is the syntax of an account name: letters, digits, '-', '_'
+// and '.', starting with a letter or digit, at most 64 bytes.
+var accountName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidateAccountName checks the syntax of an account name: 1 to 64
+// letters, digits, '-', '_' or '.', starting with a letter or a digit.
+func ValidateAccountName(name string) error {
+	if !accountName.MatchString(name) {
+		return fmt.Errorf("invalid account name %q: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// fieldError names the account and the field at fault.
+func fieldError(account, field, format string, args ...any) error {
+	return fmt.Errorf("account %q: %s: %s", account, field, fmt.Sprintf(format, args...))
+}
+
+// asymmetricAlgs are the JWS algorithms allowed in allowed_algs
+// (https://www.rfc-editor.org/rfc/rfc7518#section-3.1, RFC 8037). HMAC and
+// "none" are refused: the agent holds no shared key to verify them with.
+var asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Validate checks one account's fields; name is the account's name.
+func (ac *AccountConfig) Validate(name string) error {
+	if err := ValidateAccountName(name); err != nil {
+		return err
+	}
+	switch broker.Kind(ac.Kind) {
+	case broker.KindOIDC:
+		if ac.Issuer == "" && ac.Server == "" {
+			return fieldError(name, "issuer", "required for kind oidc (or set server: the issuer defaults to it)")
+		}
+		if ac.ClientID == "" {
+			return fieldError(name, "client_id", "required for kind oidc: register ncagent as a client at the identity provider")
+		}
+	case broker.KindAppPassword:
+		if ac.Server == "" {
+			return fieldError(name, "server", "required for kind app-password")
+		}
+	case "":
+		return fieldError(name, "kind", "missing: want oidc or app-password")
+	default:
+		return fieldError(name, "kind", "%q: want oidc or app-password", ac.Kind)
+	}
+	urls := []struct{ field, v string }{
+		{"server", ac.Server},
+		{"issuer", ac.Issuer},
+		{"endpoints.authorization", ac.Endpoints.Authorization},
+		{"endpoints.token", ac.Endpoints.Token},
+		{"endpoints.revocation", ac.Endpoints.Revocation},
+		{"endpoints.jwks", ac.Endpoints.JWKS},
+		{"endpoints.device_authorization", ac.Endpoints.DeviceAuthorization},
+		{"endpoints.userinfo", ac.Endpoints.Userinfo},
+	}
+	for _, u := range urls {
+		if u.v == "" {
+			continue
+		}
+		if err := checkURL(u.v); err != nil {
+			return fieldError(name, u.field, "%v", err)
+		}
+	}
+	switch broker.ClientAuth(ac.ClientAuth) {
+	case "", broker.ClientAuthNone, broker.ClientAuthPost, broker.ClientAuthBasic:
+	default:
+		return fieldError(name, "client_auth", "%q: want none, client_secret_post or client_secret_basic", ac.ClientAuth)
+	}
+	for _, s := range ac.Scopes {
+		if !validScope(s) {
+			return fieldError(name, "scopes", "%q is not a scope token (RFC 6749 section 3.3: printable ASCII, no space, '\"' or '\\\\')", s)
+		}
+	}
+	if _, err := parseKeepAlive(ac.KeepAlive); err != nil {
+		return fieldError(name, "keepalive", "%v", err)
+	}
+	if _, err := parseDuration(ac.EarlyRefresh); err != nil {
+		return fieldError(name, "early_refresh", "%v", err)
+	}
+	for _, alg := range ac.AllowedAlgs {
+		if !slices.Contains(asymmetricAlgs, alg) {
+			return fieldError(name, "allowed_algs", "%q: want some of %s", alg, strings.Join(asymmetricAlgs, ", "))
+		}
+	}
+	for _, aud := range ac.AcceptedAudiences {
+		if aud == "" {
+			return fieldError(name, "accepted_audiences", "empty audience")
+		}
+	}
+	switch ac.RedirectHost {
+	case "", "localhost", "127.0.0.1":
+	default:
+		return fieldError(name, "redirect_host", "%q: want localhost or 127.0.0.1", ac.RedirectHost)
+	}
+	if ac.CAFile != "" {
+		if _, err := expandPath(ac.CAFile); err != nil {
+			return fieldError(name, "ca_file", "%v", err)
+		}
+	}
+	return nil
+}
+
+// Broker validates the account and converts it into a broker.Account,
+// reading ca_file into CAPEM. The client secret is not part of the config:
+// the caller fills ClientSecret from the keychain. Issuer defaults to
+// Server for oidc accounts.
+func (ac *AccountConfig) Broker(name string) (broker.Account, error) {
+	if err := ac.Validate(name); err != nil {
+		return broker.Account{}, err
+	}
+	keepAlive, _ := parseKeepAlive(ac.KeepAlive)
+	early, _ := parseDuration(ac.EarlyRefresh)
+	a := broker.Account{
+		Name:                    name,
+		Kind:                    broker.Kind(ac.Kind),
+		Server:                  ac.Server,
+		Username:                ac.User,
+		Issuer:                  ac.Issuer,
+		ClientID:                ac.ClientID,
+		ClientAuth:              broker.ClientAuth(ac.ClientAuth),
+		Scopes:                  slices.Clone(ac.Scopes),
+		Audience:                ac.Audience,
+		Endpoints:               ac.Endpoints,
+		EarlyRefresh:            early,
+		KeepAlive:               keepAlive,
+		AcceptedAudiences:       slices.Clone(ac.AcceptedAudiences),
+		AllowedAlgs:             slices.Clone(ac.AllowedAlgs),
+		CacheExchanged:          ac.CacheExchanged,
+		ExchangeFallbackRefresh: ac.ExchangeFallbackRefresh,
+	}
+	if a.Kind == broker.KindOIDC && a.Issuer == "" {
+		a.Issuer = a.Server
+	}
+	if ac.CAFile != "" {
+		pemData, err := readCAFile(ac.CAFile)
+		if err != nil {
+			return broker.Account{}, fieldError(name, "ca_file", "%v", err)
+		}
+		a.CAPEM = pemData
+	}
+	return a, nil
+}
+
+// maxCAFileSize bounds a ca_file.
+const maxCAFileSize = 1 << 20
+
+// readCAFile reads a PEM bundle and checks that it holds a certificate.
+func readCAFile(path string) ([]byte, error) {
+	p, err := expandPath(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCAFileSize {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, maxCAFileSize)
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", p)
+		}
+		if block.Type == "CERTIFICATE" {
+			return data, nil
+		}
+	}
+}
+
+// expandPath expands a leading "~/" and requires an absolute path: a
+// relative path in a config file would depend on the agent's working
+// directory.
+func expandPath(p string) (string, error) {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(home, rest), nil
+	}
+	if !filepath.IsAbs(p) {
+		return "", fmt.Errorf("%q is relative: give an absolute path (or ~/...)", p)
+	}
+	return p, nil
+}
+
+// checkURL requires an absolute https URL. Plain http is allowed only for
+// loopback hosts (localhost, 127.0.0.1, [::1]), for tests and development.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL: want https://host/...")
+	}
+	if !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL: want https://host/...", raw)
+	}
+	if u.User != nil {
+		return fmt.Errorf("URL must not carry credentials: remove the user info before '@'")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return fmt.Errorf("%q has a fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		switch u.Hostname() {
+		case "localhost", "127.0.0.1", "::1":
+			return nil
+		}
+		return fmt.Errorf("%q uses http: want https (plain http is allowed only for localhost, 127.0.0.1 and [::1], for tests and development)", raw)
+	}
+	return fmt.Errorf("%q: scheme %q: want https", raw, u.Scheme)
+}
+
+// validScope reports whether s is an RFC 6749 scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ) (https://www.rfc-editor.org/rfc/rfc6749#section-3.3).
+func validScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// parseDuration parses a non-negative Go duration; empty is zero (default).
+func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: want e.g. \"30s\" or \"10m\"", s)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	return d, nil
+}
+
+// parseKeepAlive parses keepalive: empty is zero (the default interval),
+// "off" or a negative duration disables keep-alive (-1).
+func parseKeepAlive(s string) (time.Duration, error) {
+	if s == "off" {
+		return -1, nil
+	}
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration: want e.g. \"10m\", or \"off\"", s)
+	}
+	if d < 0 {
+		return -1, nil
+	}
+	if d > 0 && d < 10*time.Second {
+		return 0, fmt.Errorf("%q is shorter than 10s", s)
+	}
+	return d, nil
+}

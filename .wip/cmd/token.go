@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -162,7 +161,7 @@ func readSecretFile(e *env, name string) (string, error) {
 
 // parseWithAccount parses flags with at most one positional ACCOUNT,
 // accepting flags after it too ("token work --format json").
-func parseWithAccount(e *env, fs *flag.FlagSet, args []string) (account string, code int, done bool) {
+func parseWithAccount(e *env, fs *flagSet, args []string) (account string, code int, done bool) {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		account, args = args[0], args[1:]
 	}

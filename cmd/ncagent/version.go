@@ -35,9 +35,17 @@ func runVersion(ctx context.Context, e *env, args []string) int {
 	return exitOK
 }
 
-// newFlagSet returns a flag set whose --help prints usage to stdout.
-func newFlagSet(e *env, name, argsUsage, description string) *flag.FlagSet {
-	fs := flag.NewFlagSet("ncagent "+name, flag.ContinueOnError)
+// flagSet is a verb's flag set; its usage goes to stdout for --help and
+// to stderr after a usage error.
+type flagSet struct {
+	*flag.FlagSet
+	e *env
+}
+
+// newFlagSet returns a flag set for a verb. argsUsage names the positional
+// arguments; description says what the verb does.
+func newFlagSet(e *env, name, argsUsage, description string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet("ncagent "+name, flag.ContinueOnError), e: e}
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
 		out := fs.Output()
@@ -49,7 +57,17 @@ func newFlagSet(e *env, name, argsUsage, description string) *flag.FlagSet {
 
 // parseFlags parses args; done reports that the verb should return code
 // (after --help, or on a usage error).
-func parseFlags(fs *flag.FlagSet, args []string) (code int, done bool) {
+func parseFlags(fs *flagSet, args []string) (code int, done bool) {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			fs.SetOutput(fs.e.stdout)
+			fs.Usage()
+			return exitOK, true
+		}
+	}
 	err := fs.Parse(args)
 	if err == flag.ErrHelp {
 		return exitOK, true

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/ncagent/ncagent/agent"
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"ncagent": func() { os.Exit(mainCode()) },
+	})
+}
+
+// secretService reports whether the real Secret Service is available (the
+// suite runs under scripts/test, which starts gnome-keyring in a private
+// D-Bus session).
+func secretService(t testing.TB) {
+	t.Helper()
+	if os.Getenv("NCAGENT_TEST_SECRET_SERVICE") != "1" {
+		t.Skip("no Secret Service: run the suite with scripts/test (it starts gnome-keyring under dbus-run-session)")
+	}
+}
+
+// TestScripts runs the CLI as a program against a real agent, the in-process
+// authorization server and the real Secret Service.
+//
+// Each script gets: $NCAGENT_CONFIG with accounts "work" (oidc, signed in),
+// "down" (oidc, its IdP unreachable) and "gone" (oidc, never signed in),
+// $NCAGENT_SOCKET in a fresh short directory, and its own keychain service.
+// Commands: "exitcode N cmd args..." runs cmd and checks its exit code;
+// "waitagent" waits until the agent answers; "secretfree FILE" fails when
+// FILE holds any token the IdP issued.
+func TestScripts(t *testing.T) {
+	secretService(t)
+	idp := idptest.New(t, idptest.Options{})
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(e *testscript.Env) error {
+			sockDir, err := os.MkdirTemp("", "ncs")
+			if err != nil {
+				return err
+			}
+			e.Defer(func() { os.RemoveAll(sockDir) })
+			service := "ncagent-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+			kc := agent.NewKeychain(service, 5*time.Second)
+			tok := idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files", "calendar")
+			if err := kc.Put("work", broker.Secret(tok.RefreshToken)); err != nil {
+				return err
+			}
+			if err := kc.Put("down", broker.Secret("never-used-refresh-token")); err != nil {
+				return err
+			}
+			e.Defer(func() {
+				for _, a := range []string{"work", "down", "gone"} {
+					kc.Delete(a)
+				}
+			})
+			cfg := fmt.Sprintf(`[accounts.work]
+kind = "oidc"
+server = %[1]q
+issuer = %[1]q
+client_id = "ncagent"
+scopes = ["openid", "files", "calendar"]
+
+[accounts.down]
+kind = "oidc"
+server = %[2]q
+issuer = %[2]q
+client_id = "ncagent"
+
+[accounts.gone]
+kind = "oidc"
+server = %[1]q
+issuer = %[1]q
+client_id = "ncagent"
+`, idp.Issuer(), downURL)
+			cfgPath := filepath.Join(e.WorkDir, "config.toml")
+			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+				return err
+			}
+			e.Setenv("NCAGENT_CONFIG", cfgPath)
+			e.Setenv("NCAGENT_SOCKET", filepath.Join(sockDir, "agent.sock"))
+			e.Setenv("NCAGENT_KEYRING_SERVICE", service)
+			e.Setenv("NCAGENT_NO_START", "1")
+			e.Setenv("ISSUER", idp.Issuer())
+			e.Values["tokens"] = []string{tok.RefreshToken, tok.AccessToken}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode":   cmdExitCode,
+			"waitagent":  cmdWaitAgent,
+			"secretfree": cmdSecretFree,
+		},
+	})
+}
+
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		got = ee.ExitCode()
+	} else if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	if got != want {
+		ts.Fatalf("exit code: got %d, want %d", got, want)
+	}
+}
+
+func cmdWaitAgent(ts *testscript.TestScript, neg bool, args []string) {
+	cl := ipc.NewClient(ts.Getenv("NCAGENT_SOCKET"))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cl.Status(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("agent did not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cmdSecretFree fails when the named file (or "stdout"/"stderr") holds a
+// token the IdP issued at setup, without printing the token.
+func cmdSecretFree(ts *testscript.TestScript, neg bool, args []string) {
+	for _, name := range args {
+		var data string
+		switch name {
+		case "stdout", "stderr":
+			data = ts.ReadFile(name)
+		default:
+			data = ts.ReadFile(name)
+		}
+		for i, tok := range ts.Value("tokens").([]string) {
+			if tok != "" && strings.Contains(data, tok) {
+				ts.Fatalf("%s holds setup token #%d", name, i)
+			}
+		}
+	}
+}
+
+var _ = bytes.Contains
+var _ net.Conn

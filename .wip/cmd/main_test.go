@@ -1,11 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -155,24 +154,29 @@ func cmdWaitAgent(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// cmdSecretFree fails when the named file (or "stdout"/"stderr") holds a
-// token the IdP issued at setup, without printing the token.
+// cmdSecretFree fails when the first file (or "stdout"/"stderr") holds a
+// token: one the IdP issued at setup, or one read from the other files
+// (raw tokens, or JSON token documents). It never prints a token.
 func cmdSecretFree(ts *testscript.TestScript, neg bool, args []string) {
-	for _, name := range args {
-		var data string
-		switch name {
-		case "stdout", "stderr":
-			data = ts.ReadFile(name)
-		default:
-			data = ts.ReadFile(name)
+	if neg || len(args) < 1 {
+		ts.Fatalf("usage: secretfree FILE [TOKENFILE...]")
+	}
+	data := ts.ReadFile(args[0])
+	secrets := append([]string(nil), ts.Value("tokens").([]string)...)
+	for _, f := range args[1:] {
+		raw := ts.ReadFile(f)
+		var doc struct {
+			AccessToken string `json:"access_token"`
 		}
-		for i, tok := range ts.Value("tokens").([]string) {
-			if tok != "" && strings.Contains(data, tok) {
-				ts.Fatalf("%s holds setup token #%d", name, i)
-			}
+		if json.Unmarshal([]byte(raw), &doc) == nil && doc.AccessToken != "" {
+			secrets = append(secrets, doc.AccessToken)
+			continue
+		}
+		secrets = append(secrets, strings.TrimSpace(raw))
+	}
+	for i, tok := range secrets {
+		if len(tok) >= 8 && strings.Contains(data, tok) {
+			ts.Fatalf("%s holds secret #%d", args[0], i)
 		}
 	}
 }
-
-var _ = bytes.Contains
-var _ net.Conn

@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// deviceCodeGrant is the device flow's grant type
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.4).
+const deviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code"
+
+// Device flow polling parameters (https://www.rfc-editor.org/rfc/rfc8628).
+const (
+	// defaultDeviceInterval: section 3.2, interval "OPTIONAL. The minimum
+	// amount of time in seconds that the client SHOULD wait between polling
+	// requests to the token endpoint. If no value is provided, clients MUST
+	// use 5 as the default."
+	defaultDeviceInterval = 5 * time.Second
+	// slowDownStep: section 3.5, slow_down: "the interval MUST be increased
+	// by 5 seconds for this and all subsequent requests."
+	slowDownStep = 5 * time.Second
+	// maxPollFailures is how many transport failures or 5xx answers in a
+	// row end the polling.
+	maxPollFailures = 3
+)
+
+// signInDevice signs in with the OAuth 2.0 device authorization grant
+// (https://www.rfc-editor.org/rfc/rfc8628): it requests a device code with
+// the client's authentication and scopes (plus openid and offline_access),
+// reports a "user_code" event (verification URI, user code, expiry), then
+// polls the token endpoint at the server's interval: authorization_pending
+// keeps polling, slow_down adds 5 seconds to the interval, access_denied is
+// ErrSignInDenied, expired_token or the code's local expiry (or r.Timeout,
+// default 5 minutes, whichever comes first) is ErrSignInTimeout.
+//
+// An ID token in the response is verified (signature, iss, aud, exp);
+// without one the user is looked up at the userinfo endpoint, when there is
+// one. A token response without a refresh token is ErrNoRefreshToken. The
+// device code is a secret and never leaves this function except towards the
+// token endpoint.
+func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
+	r, err := r.withDefaults(DefaultSignInTimeout)
+	if err != nil {
+		return signInResult{}, err
+	}
+	r.Method = MethodDevice
+	if r.ClientID == "" {
+		return signInResult{}, errors.New("device sign-in: no client id")
+	}
+	if r.Metadata.DeviceAuthorizationEndpoint == "" {
+		return signInResult{}, fmt.Errorf("device sign-in: issuer %s offers no device authorization endpoint: sign in with the browser instead", r.issuer())
+	}
+	if r.Metadata.TokenEndpoint == "" {
+		return signInResult{}, errors.New("device sign-in: the issuer's metadata names no token endpoint")
+	}
+	for what, u := range map[string]string{"device authorization endpoint": r.Metadata.DeviceAuthorizationEndpoint, "token endpoint": r.Metadata.TokenEndpoint} {
+		if err := checkSecureURL("device sign-in: "+what, u); err != nil {
+			return signInResult{}, err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+
+	da, err := deviceAuthorize(ctx, r)
+	if err != nil {
+		return signInResult{}, err
+	}
+	start := r.Now()
+	deadline := start.Add(r.Timeout)
+	if da.expiresIn > 0 && start.Add(da.expiresIn).Before(deadline) {
+		deadline = start.Add(da.expiresIn)
+	}
+	msg := fmt.Sprintf("open %s and enter the code %s", da.VerificationURI, da.UserCode)
+	if da.VerificationURIComplete != "" {
+		msg += " (or open " + da.VerificationURIComplete + ", which fills in the code)"
+	}
+	r.progress(ipc.LoginEvent{Type: "user_code", URL: da.VerificationURI, UserCode: da.UserCode, ExpiresAt: deadline, Message: msg})
+	r.progress(ipc.LoginEvent{Type: "waiting", ExpiresAt: deadline, Message: "waiting for the code to be entered"})
+
+	interval := da.interval
+	failures := 0
+	for {
+		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: the client
+		// waits interval between polls.
+		if err := r.sleep(ctx, interval); err != nil {
+			return signInResult{}, deviceCtxErr(ctx, r)
+		}
+		if !r.Now().Before(deadline) {
+			return signInResult{}, fmt.Errorf("device sign-in: the code was not entered before it expired: %w", ErrSignInTimeout)
+		}
+		form := url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode}}
+		status, body, err := postForm(ctx, r, r.Metadata.TokenEndpoint, form, true)
+		if err != nil {
+			if ctx.Err() != nil {
+				return signInResult{}, deviceCtxErr(ctx, r)
+			}
+			if errors.Is(err, broker.ErrRedirect) {
+				return signInResult{}, fmt.Errorf("device sign-in: poll token endpoint: %w", err)
+			}
+			if failures++; failures >= maxPollFailures {
+				return signInResult{}, unavailable("device sign-in: poll token endpoint", err)
+			}
+			continue
+		}
+		if status == http.StatusOK {
+			var tr tokenResponse
+			if err := json.Unmarshal(body, &tr); err != nil {
+				return signInResult{}, fmt.Errorf("device sign-in: decode token response: %w", err)
+			}
+			return finishOIDC(ctx, r, tr, "", "device sign-in")
+		}
+		e := idpError("device sign-in", status, body)
+		switch e.Code {
+		case "authorization_pending":
+			failures = 0
+			continue
+		case "slow_down":
+			failures = 0
+			interval += slowDownStep
+			continue
+		case "access_denied":
+			return signInResult{}, fmt.Errorf("device sign-in: %w: %w", ErrSignInDenied, e)
+		case "expired_token":
+			return signInResult{}, fmt.Errorf("device sign-in: the code expired before it was entered: %w", ErrSignInTimeout)
+		}
+		if status >= 500 || status == http.StatusTooManyRequests {
+			if failures++; failures < maxPollFailures {
+				continue
+			}
+			return signInResult{}, fmt.Errorf("device sign-in: poll token endpoint: %w: %w", broker.ErrUnavailable, e)
+		}
+		return signInResult{}, e
+	}
+}
+
+// deviceCtxErr is the error for a device flow whose context ended.
+func deviceCtxErr(ctx context.Context, r signInRequest) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("device sign-in: the code was not entered within %s: %w", r.Timeout.Round(time.Second), ErrSignInTimeout)
+	}
+	return fmt.Errorf("device sign-in: %w", ctx.Err())
+}
+
+// deviceAuthorization is a device authorization response
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.2). DeviceCode is a
+// secret.
+type deviceAuthorization struct {
+	DeviceCode              string      `json:"device_code"`
+	UserCode                string      `json:"user_code"`
+	VerificationURI         string      `json:"verification_uri"`
+	VerificationURIComplete string      `json:"verification_uri_complete"`
+	ExpiresIn               json.Number `json:"expires_in"`
+	Interval                json.Number `json:"interval"`
+
+	expiresIn time.Duration
+	interval  time.Duration
+}
+
+// deviceAuthorize requests a device code
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.1).
+func deviceAuthorize(ctx context.Context, r signInRequest) (deviceAuthorization, error) {
+	form := url.Values{"scope": {strings.Join(oidcScopes(r.Scopes), " ")}}
+	status, body, err := postForm(ctx, r, r.Metadata.DeviceAuthorizationEndpoint, form, true)
+	if err != nil {
+		if ctx.Err() != nil {
+			return deviceAuthorization{}, deviceCtxErr(ctx, r)
+		}
+		return deviceAuthorization{}, unavailable("device sign-in: device authorization", err)
+	}
+	if status != http.StatusOK {
+		e := idpError("device authorization", status, body)
+		if status >= 500 {
+			return deviceAuthorization{}, fmt.Errorf("device sign-in: %w: %w", broker.ErrUnavailable, e)
+		}
+		return deviceAuthorization{}, fmt.Errorf("device sign-in: %w", e)
+	}
+	var da deviceAuthorization
+	if err := json.Unmarshal(body, &da); err != nil {
+		return deviceAuthorization{}, fmt.Errorf("device sign-in: decode device authorization response: %w", err)
+	}
+	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
+		return deviceAuthorization{}, errors.New("device sign-in: the device authorization response lacks device_code, user_code or verification_uri")
+	}
+	// The user is sent to these URIs: only web pages, never another scheme.
+	for _, u := range []string{da.VerificationURI, da.VerificationURIComplete} {
+		if u != "" && checkWebURL(u) != nil {
+			return deviceAuthorization{}, fmt.Errorf("device sign-in: the verification URI is not an http(s) URL")
+		}
+	}
+	da.UserCode = printable(da.UserCode, 64)
+	da.expiresIn = time.Duration(seconds(da.ExpiresIn)) * time.Second
+	da.interval = time.Duration(seconds(da.Interval)) * time.Second
+	if da.interval <= 0 {
+		da.interval = defaultDeviceInterval
+	}
+	return da, nil
+}

@@ -1,0 +1,297 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// loginFlowPollInterval is how often Login Flow v2 is polled. Nextcloud
+// documents no interval; its own clients poll every few seconds.
+const loginFlowPollInterval = 2 * time.Second
+
+// signInAppPassword gets a Nextcloud app password with Login Flow v2
+// (https://docs.nextcloud.com/server/latest/developer_manual/client_apis/LoginFlow/index.html#login-flow-v2):
+//
+//   - POST {server}/index.php/login/v2 with User-Agent "ncagent (<hostname>)",
+//     the name the user later sees for this device under Settings →
+//     Security; the answer is {poll: {token, endpoint}, login};
+//   - report "open_url" with the login URL, then "waiting";
+//   - POST the poll endpoint with token=<poll token> every 2 seconds: 404
+//     means pending, 200 brings {server, loginName, appPassword};
+//   - verify the credentials with GET {server}/ocs/v2.php/cloud/user: a 401
+//     is an error and the app password is dropped.
+//
+// No answer within r.Timeout (default 20 minutes, the lifetime of a login
+// flow token on the server) is ErrSignInTimeout. The poll token and the app
+// password are secrets and never leave this function except towards the
+// server. The result's Server is the server Nextcloud returned, Username
+// the loginName (what Basic auth with an app password needs), UserID and
+// DisplayName come from the verification call.
+func signInAppPassword(ctx context.Context, r signInRequest) (signInResult, error) {
+	r, err := r.withDefaults(DefaultLoginFlowTimeout)
+	if err != nil {
+		return signInResult{}, err
+	}
+	r.Method = MethodAppPassword
+	server := strings.TrimRight(r.Server, "/")
+	if server == "" {
+		return signInResult{}, errors.New("app-password sign-in: no server URL")
+	}
+	if err := checkSecureURL("app-password sign-in: server", server); err != nil {
+		return signInResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
+	defer cancel()
+
+	init, err := loginFlowStart(ctx, r, server)
+	if err != nil {
+		return signInResult{}, err
+	}
+	deadline := r.Now().Add(r.Timeout)
+	r.progress(ipc.LoginEvent{Type: "open_url", URL: init.Login,
+		Message: "open this URL in your browser and grant access to ncagent"})
+	r.progress(ipc.LoginEvent{Type: "waiting", ExpiresAt: deadline,
+		Message: "waiting for access to be granted in the browser"})
+
+	creds, err := loginFlowPoll(ctx, r, init, deadline)
+	if err != nil {
+		return signInResult{}, err
+	}
+	credServer, err := loginFlowServer(server, creds.Server)
+	if err != nil {
+		return signInResult{}, err
+	}
+	user, err := verifyAppPassword(ctx, r, credServer, creds.LoginName, creds.AppPassword)
+	if err != nil {
+		return signInResult{}, err
+	}
+	return signInResult{
+		Kind:        broker.KindAppPassword,
+		Secret:      creds.AppPassword,
+		Server:      credServer,
+		Username:    creds.LoginName,
+		UserID:      user.ID,
+		DisplayName: user.DisplayName,
+	}, nil
+}
+
+// loginFlowInit is the answer to POST /index.php/login/v2. Poll.Token is a
+// secret.
+type loginFlowInit struct {
+	Poll struct {
+		Token    broker.Secret `json:"token"`
+		Endpoint string        `json:"endpoint"`
+	} `json:"poll"`
+	Login string `json:"login"`
+}
+
+// loginFlowCredentials is the final answer of the poll endpoint.
+type loginFlowCredentials struct {
+	Server      string        `json:"server"`
+	LoginName   string        `json:"loginName"`
+	AppPassword broker.Secret `json:"appPassword"`
+}
+
+// userAgent is the User-Agent of the Login Flow v2 start request: Nextcloud
+// names the new app password after it.
+func (r signInRequest) userAgent() string {
+	h, err := r.hostname()
+	if err != nil || h == "" {
+		return "ncagent"
+	}
+	return "ncagent (" + printable(h, 64) + ")"
+}
+
+// loginFlowStart starts a login flow.
+func loginFlowStart(ctx context.Context, r signInRequest, server string) (loginFlowInit, error) {
+	const op = "app-password sign-in: start login flow"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, server+"/index.php/login/v2", nil)
+	if err != nil {
+		return loginFlowInit{}, fmt.Errorf("%s: %w", op, err)
+	}
+	req.Header.Set("User-Agent", r.userAgent())
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return loginFlowInit{}, loginFlowCtxErr(ctx, r)
+		}
+		return loginFlowInit{}, unavailable(op, err)
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp)
+	if err != nil {
+		return loginFlowInit{}, fmt.Errorf("%s: read: %w", op, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusNotFound:
+		return loginFlowInit{}, fmt.Errorf("%s: %s has no Login Flow v2 (HTTP 404): check the server URL", op, server)
+	case resp.StatusCode >= 500:
+		return loginFlowInit{}, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, resp.StatusCode)
+	default:
+		return loginFlowInit{}, fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
+	}
+	var init loginFlowInit
+	if err := json.Unmarshal(body, &init); err != nil {
+		return loginFlowInit{}, fmt.Errorf("%s: decode: %w (is %s a Nextcloud server?)", op, err, server)
+	}
+	if init.Poll.Token == "" || init.Poll.Endpoint == "" || init.Login == "" {
+		return loginFlowInit{}, fmt.Errorf("%s: the answer lacks poll.token, poll.endpoint or login", op)
+	}
+	if err := checkSecureURL(op+": poll endpoint", init.Poll.Endpoint); err != nil {
+		return loginFlowInit{}, err
+	}
+	if err := checkWebURL(init.Login); err != nil {
+		return loginFlowInit{}, fmt.Errorf("%s: the login URL is not an http(s) URL", op)
+	}
+	return init, nil
+}
+
+// loginFlowPoll polls until the user granted access or deadline passed.
+func loginFlowPoll(ctx context.Context, r signInRequest, init loginFlowInit, deadline time.Time) (loginFlowCredentials, error) {
+	const op = "app-password sign-in: poll login flow"
+	failures := 0
+	for {
+		if err := r.sleep(ctx, loginFlowPollInterval); err != nil {
+			return loginFlowCredentials{}, loginFlowCtxErr(ctx, r)
+		}
+		if !r.Now().Before(deadline) {
+			return loginFlowCredentials{}, fmt.Errorf("app-password sign-in: access was not granted within %s: %w", r.Timeout.Round(time.Second), ErrSignInTimeout)
+		}
+		form := url.Values{"token": {init.Poll.Token.Reveal()}}
+		status, body, err := postForm(ctx, r, init.Poll.Endpoint, form, false)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return loginFlowCredentials{}, loginFlowCtxErr(ctx, r)
+		case err != nil && errors.Is(err, broker.ErrRedirect):
+			return loginFlowCredentials{}, fmt.Errorf("%s: %w", op, err)
+		case err != nil:
+			if failures++; failures >= maxPollFailures {
+				return loginFlowCredentials{}, unavailable(op, err)
+			}
+			continue
+		case status == http.StatusNotFound:
+			// The poll endpoint answers 404 until the user granted
+			// access (Login Flow v2 documentation).
+			failures = 0
+			continue
+		case status == http.StatusOK:
+		case status >= 500 || status == http.StatusTooManyRequests:
+			if failures++; failures >= maxPollFailures {
+				return loginFlowCredentials{}, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, status)
+			}
+			continue
+		default:
+			return loginFlowCredentials{}, fmt.Errorf("%s: HTTP %d", op, status)
+		}
+		var creds loginFlowCredentials
+		if err := json.Unmarshal(body, &creds); err != nil {
+			return loginFlowCredentials{}, fmt.Errorf("%s: decode: %w", op, err)
+		}
+		if creds.Server == "" || creds.LoginName == "" || creds.AppPassword == "" {
+			return loginFlowCredentials{}, fmt.Errorf("%s: the answer lacks server, loginName or appPassword", op)
+		}
+		return creds, nil
+	}
+}
+
+// loginFlowServer checks the server URL Login Flow v2 returned before the
+// app password is sent to it. Nextcloud behind a TLS-terminating proxy
+// without overwriteprotocol reports http:// for its own https address; the
+// same host as the one the user asked for keeps the user's https scheme.
+// Any other plain-http URL off loopback is refused.
+func loginFlowServer(asked, returned string) (string, error) {
+	returned = strings.TrimRight(returned, "/")
+	if checkSecureURL("", returned) == nil {
+		return returned, nil
+	}
+	a, err1 := url.Parse(asked)
+	u, err2 := url.Parse(returned)
+	if err1 == nil && err2 == nil && a.Scheme == "https" && u.Scheme == "http" && strings.EqualFold(a.Host, u.Host) {
+		u.Scheme = "https"
+		return u.String(), nil
+	}
+	return "", checkSecureURL("app-password sign-in: the server Nextcloud returned", returned)
+}
+
+// ncUser is who an app password belongs to.
+type ncUser struct {
+	ID          string
+	DisplayName string
+}
+
+// verifyAppPassword checks a new app password against
+// GET {server}/ocs/v2.php/cloud/user and returns the user's id and display
+// name.
+func verifyAppPassword(ctx context.Context, r signInRequest, server, loginName string, password broker.Secret) (ncUser, error) {
+	const op = "app-password sign-in: verify the new app password"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, server+"/ocs/v2.php/cloud/user?format=json", nil)
+	if err != nil {
+		return ncUser{}, fmt.Errorf("%s: %w", op, err)
+	}
+	req.SetBasicAuth(loginName, password.Reveal())
+	req.Header.Set("OCS-APIRequest", "true")
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.HTTP.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ncUser{}, loginFlowCtxErr(ctx, r)
+		}
+		return ncUser{}, unavailable(op, err)
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp)
+	if err != nil {
+		return ncUser{}, fmt.Errorf("%s: read: %w", op, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusUnauthorized:
+		return ncUser{}, fmt.Errorf("%s: %s refused it (HTTP 401), so it was not kept: run the login again, and ask your administrator if this repeats", op, hostOf(server))
+	case resp.StatusCode >= 500:
+		return ncUser{}, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, resp.StatusCode)
+	default:
+		return ncUser{}, fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
+	}
+	// Core answers {"display-name": …}, the provisioning API adds
+	// "displayname"; accept either.
+	var doc struct {
+		OCS struct {
+			Data struct {
+				ID           string `json:"id"`
+				DisplayName  string `json:"displayname"`
+				DisplayName2 string `json:"display-name"`
+			} `json:"data"`
+		} `json:"ocs"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return ncUser{}, fmt.Errorf("%s: decode: %w", op, err)
+	}
+	d := doc.OCS.Data
+	if d.ID == "" {
+		return ncUser{}, fmt.Errorf("%s: the answer names no user id", op)
+	}
+	name := d.DisplayName
+	if name == "" {
+		name = d.DisplayName2
+	}
+	return ncUser{ID: d.ID, DisplayName: name}, nil
+}
+
+// loginFlowCtxErr is the error for a login flow whose context ended.
+func loginFlowCtxErr(ctx context.Context, r signInRequest) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("app-password sign-in: access was not granted within %s: %w", r.Timeout.Round(time.Second), ErrSignInTimeout)
+	}
+	return fmt.Errorf("app-password sign-in: %w", ctx.Err())
+}

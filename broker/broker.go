@@ -73,6 +73,9 @@ type Broker struct {
 	discMu sync.Mutex            // guards disc
 	disc   map[string]*discEntry // by issuer
 
+	jwksMu sync.Mutex            // guards jwks
+	jwks   map[string]*jwksCache // by JWKS URL
+
 	kick chan struct{} // 1-buffered: wakes Run to recompute its schedule
 }
 
@@ -96,6 +99,7 @@ func New(opts Options) *Broker {
 		accounts:         map[string]*account{},
 		clients:          map[[32]byte]*http.Client{},
 		disc:             map[string]*discEntry{},
+		jwks:             map[string]*jwksCache{},
 		kick:             make(chan struct{}, 1),
 	}
 	if b.log == nil {

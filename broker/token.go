@@ -1,0 +1,525 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+const (
+	// attemptTimeout bounds one refresh call to the IdP. A refresh call is
+	// not cancelled when its caller gives up (see refreshWith).
+	attemptTimeout = 30 * time.Second
+	// defaultLifetime is assumed when a token response has no expires_in
+	// (https://www.rfc-editor.org/rfc/rfc6749#section-5.1 only RECOMMENDS it).
+	defaultLifetime = 5 * time.Minute
+	// maxPutBackoff bounds the wait between retries of a failed Store write.
+	maxPutBackoff = time.Minute
+)
+
+// Token returns a background token of the account for the requested
+// scopes and audience, valid for more than max(req.MinValid, the account's
+// EarlyRefresh). It serves the cache when it can and otherwise refreshes
+// through the account's single refresh chain: refreshes of one account are
+// serialized, and identical concurrent requests share one IdP call.
+//
+// Errors wrap ErrUnknownAccount, ErrNeedsLogin (with the IdP's *IdPError
+// when it said invalid_grant), ErrUnavailable, or an *IdPError, inside an
+// *AccountError. When the IdP cannot be reached and a cached token for the
+// request is still valid, that token is returned even if it has less than
+// MinValid left.
+//
+// Token is safe for concurrent use. The returned Token's Scopes slice is
+// shared and must not be modified; its AccessToken must not be logged. A
+// cache hit does not allocate.
+func (b *Broker) Token(ctx context.Context, req TokenRequest) (Token, error) {
+	a := b.get(req.Account)
+	if a == nil {
+		return Token{}, unknownAccount(req.Account)
+	}
+	var buf [8]string
+	now := b.now()
+	a.mu.RLock()
+	if a.cfg.Kind == KindAppPassword {
+		t := a.basic
+		a.mu.RUnlock()
+		if t.AccessToken != "" {
+			return t, nil
+		}
+		return b.loadAppPassword(ctx, a)
+	}
+	aud := req.Audience
+	if aud == "" {
+		aud = a.cfg.Audience
+	}
+	scopes := normScopes(req.Scopes, a.defScopes, buf[:0])
+	need := max(req.MinValid, a.early)
+	t, ok := a.lookup(aud, scopes, need, now)
+	a.mu.RUnlock()
+	if ok {
+		return t, nil
+	}
+	return b.refreshToken(ctx, a, aud, scopes, need, false)
+}
+
+// normScopes returns the sorted, de-duplicated requested scopes (def when
+// none were requested), using buf for the copy when one is needed so the
+// common cases do not allocate.
+func normScopes(req, def, buf []string) []string {
+	if len(req) == 0 {
+		return def
+	}
+	sortedUnique := true
+	for i := 1; i < len(req); i++ {
+		if req[i-1] >= req[i] {
+			sortedUnique = false
+			break
+		}
+	}
+	if sortedUnique {
+		return req
+	}
+	if len(req) <= cap(buf) {
+		s := append(buf[:0], req...)
+		slices.Sort(s)
+		return slices.Compact(s)
+	}
+	return sortedScopes(req)
+}
+
+// refreshToken obtains a token for (aud, scopes) through the refresh chain.
+// With force it refreshes even when the cache could serve (keep-alive).
+func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, scopes []string, need time.Duration, force bool) (Token, error) {
+	scopes = slices.Clone(scopes) // may live in the caller's stack buffer
+	if err := a.lock(ctx); err != nil {
+		if t, ok := b.stale(a, aud, scopes); ok {
+			return t, nil
+		}
+		return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("refresh: waiting for the refresh chain: %w: %w", ErrUnavailable, err)}
+	}
+	held := true
+	defer func() {
+		if held {
+			a.unlock()
+		}
+	}()
+	if !force {
+		a.mu.RLock()
+		t, ok := a.lookup(aud, scopes, need, b.now())
+		a.mu.RUnlock()
+		if ok {
+			return t, nil // another caller refreshed while we waited
+		}
+	}
+	b.flushSecret(a)
+	secret, cfg, err := b.loadSecret(a)
+	if err != nil {
+		return Token{}, err
+	}
+	for try := 0; ; try++ {
+		tok, err := b.refreshWith(ctx, a, cfg, secret, aud, scopes, &held)
+		if err == nil {
+			return tok, nil
+		}
+		if !held {
+			// The caller's context ended while the IdP call was in flight;
+			// the call finishes in the background and keeps the chain.
+			if t, ok := b.stale(a, aud, scopes); ok {
+				return t, nil
+			}
+			return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
+		}
+		var ie *IdPError
+		if errors.As(err, &ie) && ie.Code == "invalid_grant" {
+			// invalid_grant: "The provided authorization grant ... or refresh
+			// token is invalid, expired, revoked ..."
+			// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2). Someone
+			// may have signed in again and stored a new refresh token: re-read
+			// the Store once before giving up.
+			if try == 0 {
+				if s, gerr := b.store.Get(a.name); gerr == nil && s != "" && s != secret {
+					a.mu.Lock()
+					used := a.wasUsed(s)
+					if !used {
+						a.setSecret(s)
+						a.unsaved = false
+					}
+					a.mu.Unlock()
+					if !used {
+						b.log.Info("refresh token refused; retrying once with the one in the store", "account", a.name)
+						secret = s
+						continue
+					}
+				}
+			}
+			a.mu.Lock()
+			changed := a.toNeedsLogin(ie)
+			a.mu.Unlock()
+			b.log.Info("refresh token refused: account needs sign-in", "account", a.name, "error", ie.Code)
+			if changed {
+				b.emit(Event{Account: a.name, State: StateNeedsLogin, Err: ie})
+			}
+			return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("refresh: %w: %w", ErrNeedsLogin, ie)}
+		}
+		if errors.Is(err, ErrUnavailable) {
+			return b.offline(a, aud, scopes, err)
+		}
+		a.mu.Lock()
+		a.lastErr = err.Error()
+		a.mu.Unlock()
+		return Token{}, &AccountError{Account: a.name, Err: err}
+	}
+}
+
+// stale returns a cached token for (aud, scopes) that is still valid at
+// all, for serving while the IdP cannot be reached.
+func (b *Broker) stale(a *account, aud string, scopes []string) (Token, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	t, ok := a.lookup(aud, scopes, 0, b.now())
+	if ok {
+		b.log.Info("identity provider unavailable: serving a cached token", "account", a.name, "expiry", t.Expiry)
+	}
+	return t, ok
+}
+
+// offline records an unreachable IdP and serves a still-valid cached token
+// when there is one.
+func (b *Broker) offline(a *account, aud string, scopes []string, err error) (Token, error) {
+	a.mu.Lock()
+	changed := false
+	if a.state == StateSignedIn || a.state == StateOffline {
+		changed = a.setState(StateOffline, err)
+	} else {
+		a.lastErr = err.Error()
+	}
+	a.mu.Unlock()
+	if changed {
+		b.log.Info("identity provider unavailable", "account", a.name, "err", err.Error())
+		b.emit(Event{Account: a.name, State: StateOffline, Err: err})
+	}
+	if t, ok := b.stale(a, aud, scopes); ok {
+		return t, nil
+	}
+	return Token{}, &AccountError{Account: a.name, Err: err}
+}
+
+// loadSecret returns the account's secret, reading the Store on first use.
+// Called with the chain held. An account whose Store has no secret is
+// signed out (never signed in, or signed out elsewhere); its requests fail
+// with an error wrapping both ErrNeedsLogin and ErrSignedOut.
+func (b *Broker) loadSecret(a *account) (Secret, Account, error) {
+	a.mu.RLock()
+	cfg, s, loaded, st, cause := a.cfg, a.secret, a.loaded, a.state, a.idpErr
+	a.mu.RUnlock()
+	if st == StateNeedsLogin {
+		if cause != nil {
+			return "", cfg, &AccountError{Account: a.name, Err: fmt.Errorf("%w: %w", ErrNeedsLogin, cause)}
+		}
+		return "", cfg, &AccountError{Account: a.name, Err: ErrNeedsLogin}
+	}
+	if loaded && s != "" {
+		return s, cfg, nil
+	}
+	signedOut := &AccountError{Account: a.name, Err: fmt.Errorf("%w: %w", ErrNeedsLogin, ErrSignedOut)}
+	if loaded {
+		return "", cfg, signedOut
+	}
+	s, err := b.store.Get(a.name)
+	if errors.Is(err, ErrNotFound) || (err == nil && s == "") {
+		a.mu.Lock()
+		a.loaded, a.secret = true, ""
+		changed := a.setState(StateSignedOut, nil)
+		a.mu.Unlock()
+		if changed {
+			b.emit(Event{Account: a.name, State: StateSignedOut})
+		}
+		return "", cfg, signedOut
+	}
+	if err != nil {
+		return "", cfg, &AccountError{Account: a.name, Err: fmt.Errorf("read secret: %w", err)}
+	}
+	a.mu.Lock()
+	a.setSecret(s)
+	changed := a.setState(StateSignedIn, nil)
+	if a.nextKeep.IsZero() && a.cfg.Kind == KindOIDC && a.cfg.KeepAlive >= 0 {
+		// When the stored refresh token was issued is unknown: keep it
+		// alive right away.
+		a.nextKeep = b.now()
+	}
+	a.mu.Unlock()
+	if changed {
+		b.emit(Event{Account: a.name, State: StateSignedIn})
+	}
+	return s, cfg, nil
+}
+
+// loadAppPassword loads an app-password account's Basic credential.
+func (b *Broker) loadAppPassword(ctx context.Context, a *account) (Token, error) {
+	if err := a.lock(ctx); err != nil {
+		return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("load app password: %w", err)}
+	}
+	defer a.unlock()
+	a.mu.RLock()
+	t := a.basic
+	a.mu.RUnlock()
+	if t.AccessToken != "" {
+		return t, nil
+	}
+	secret, _, err := b.loadSecret(a)
+	if err != nil {
+		return Token{}, err
+	}
+	a.mu.Lock()
+	a.basic = a.basicToken(secret)
+	t = a.basic
+	a.mu.Unlock()
+	return t, nil
+}
+
+// flushSecret retries a pending Store write of the in-memory refresh
+// token. Called with the chain held.
+func (b *Broker) flushSecret(a *account) {
+	a.mu.RLock()
+	s, unsaved := a.secret, a.unsaved
+	a.mu.RUnlock()
+	if !unsaved || s == "" {
+		return
+	}
+	err := b.store.Put(a.name, s)
+	a.recordPut(s, err, b.now())
+	if err != nil {
+		b.log.Warn("storing the rotated refresh token failed again; keeping it in memory", "account", a.name, "err", err.Error())
+	} else {
+		b.log.Info("rotated refresh token stored", "account", a.name)
+	}
+}
+
+// recordPut records the outcome of a Store write of s.
+func (a *account) recordPut(s Secret, err error, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		if a.secret == s {
+			a.unsaved, a.putFails, a.nextPut = false, 0, time.Time{}
+			a.lastErr = ""
+		}
+		return
+	}
+	a.putFails++
+	d := min(time.Second<<min(a.putFails-1, 10), maxPutBackoff)
+	a.nextPut = now.Add(d)
+	a.lastErr = fmt.Sprintf("store rotated refresh token: %v", err)
+}
+
+// tokenEndpoint returns the account's token endpoint: the override, else
+// the discovered one.
+func (b *Broker) tokenEndpoint(ctx context.Context, cfg Account) (string, error) {
+	if cfg.Endpoints.Token != "" {
+		return cfg.Endpoints.Token, nil
+	}
+	md, err := b.Discover(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	return md.TokenEndpoint, nil
+}
+
+type postResult struct {
+	body []byte
+	err  error
+}
+
+// refreshWith runs the refresh grant with secret, with bounded retries.
+// Called with the chain held.
+//
+// Each IdP call runs detached from ctx (bounded by attemptTimeout): if the
+// caller gives up while a call is in flight, the chain is handed to a
+// goroutine that waits for the answer, stores a rotated refresh token and
+// caches the access token, then releases the chain (*held becomes false).
+// Cancelling the call instead could lose a rotated refresh token the IdP
+// already issued, and with it the grant.
+func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secret Secret, aud string, scopes []string, held *bool) (Token, error) {
+	var tok Token
+	err := b.withRetry(ctx, "refresh", func() error {
+		endpoint, err := b.tokenEndpoint(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		// Refreshing an access token,
+		// https://www.rfc-editor.org/rfc/rfc6749#section-6: grant_type
+		// "refresh_token", refresh_token, and scope: "The requested scope
+		// MUST NOT include any scope not originally granted by the resource
+		// owner, and if omitted is treated as equal to the scope originally
+		// granted" — asking for fewer scopes down-scopes the token.
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {secret.Reveal()}}
+		if len(scopes) > 0 {
+			form.Set("scope", strings.Join(scopes, " "))
+		}
+		if aud != "" {
+			form.Set("audience", aud)
+			// RFC 8707 resource indicators must be absolute URIs
+			// (https://www.rfc-editor.org/rfc/rfc8707#section-2).
+			if u, err := url.Parse(aud); err == nil && u.IsAbs() {
+				form.Set("resource", aud)
+			}
+		}
+		b.log.Debug("refresh", "account", a.name, "scopes", scopes, "audience", aud)
+		done := make(chan postResult, 1)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+		go func() {
+			defer cancel()
+			body, err := b.postForm(actx, "refresh", cfg, endpoint, form)
+			done <- postResult{body, err}
+		}()
+		var r postResult
+		select {
+		case r = <-done:
+		case <-ctx.Done():
+			*held = false
+			go b.finishDetached(a, cfg, secret, aud, scopes, done)
+			return fmt.Errorf("refresh: %w", ctx.Err())
+		}
+		if r.err != nil {
+			var ie *IdPError
+			if errors.As(r.err, &ie) && ie.StatusCode == 404 && cfg.Endpoints.Token == "" {
+				// The token endpoint moved: drop the discovery document.
+				b.forgetDiscovery(cfg.Issuer)
+			}
+			return r.err
+		}
+		tok, err = b.applyRefresh(a, cfg, secret, aud, scopes, r.body)
+		return err
+	})
+	return tok, err
+}
+
+// finishDetached completes a refresh call whose caller gave up, then
+// releases the chain.
+func (b *Broker) finishDetached(a *account, cfg Account, secret Secret, aud string, scopes []string, done <-chan postResult) {
+	defer a.unlock()
+	r := <-done
+	if r.err != nil {
+		b.log.Debug("abandoned refresh failed", "account", a.name, "err", r.err.Error())
+		return
+	}
+	if _, err := b.applyRefresh(a, cfg, secret, aud, scopes, r.body); err != nil {
+		b.log.Debug("abandoned refresh: bad response", "account", a.name, "err", err.Error())
+	}
+}
+
+// applyRefresh processes a 200 answer of the refresh grant: a rotated
+// refresh token is adopted in memory and written to the Store first, then
+// the access token is checked and cached. Called with the chain held.
+func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, scopes []string, body []byte) (Token, error) {
+	tr, err := decodeTokenResponse("refresh", body)
+	if err != nil {
+		return Token{}, err // malformed: no refresh token to adopt, chain untouched
+	}
+	now := b.now()
+	var putErr error
+	if nrt := Secret(tr.RefreshToken); nrt != "" && nrt != used {
+		// "The authorization server MAY issue a new refresh token, in which
+		// case the client MUST discard the old refresh token and replace it
+		// with the new refresh token."
+		// https://www.rfc-editor.org/rfc/rfc6749#section-6
+		a.mu.Lock()
+		a.setSecret(nrt)
+		a.unsaved = true
+		a.mu.Unlock()
+		putErr = b.store.Put(a.name, nrt)
+		a.recordPut(nrt, putErr, now)
+		if putErr != nil {
+			b.log.Warn("storing the rotated refresh token failed; keeping it in memory and retrying", "account", a.name, "err", putErr.Error())
+		}
+	}
+	tokenType := "Bearer"
+	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
+		return Token{}, fmt.Errorf("refresh: unsupported token_type %q", clean(tr.TokenType, 32))
+	}
+	// "scope: OPTIONAL, if identical to the scope requested by the client;
+	// otherwise, REQUIRED." https://www.rfc-editor.org/rfc/rfc6749#section-5.1
+	granted := scopes
+	if tr.Scope != "" {
+		granted = sortedScopes(strings.Fields(tr.Scope))
+	}
+	wider := len(scopes) > 0 && !subset(granted, scopes)
+	lifetime := time.Duration(tr.ExpiresIn) * time.Second
+	if lifetime <= 0 {
+		lifetime = defaultLifetime
+	}
+	tok := Token{
+		Account:     a.name,
+		TokenType:   tokenType,
+		AccessToken: Secret(tr.AccessToken),
+		Expiry:      now.Add(lifetime),
+		Scopes:      granted,
+		Audience:    aud,
+		Username:    cfg.Username,
+		Server:      cfg.Server,
+	}
+	entry := cacheEntry{aud: aud, key: scopes, tok: tok}
+	a.mu.Lock()
+	logST := false
+	if wider && !a.singleToken {
+		a.singleToken = true
+		logST = !a.loggedST
+		a.loggedST = true
+	}
+	if a.singleToken {
+		// The IdP ignores scope on refresh and may invalidate earlier access
+		// tokens: keep one token per account.
+		a.tokens = []cacheEntry{entry}
+	} else {
+		kept := a.tokens[:0:0]
+		for _, e := range a.tokens {
+			if (e.aud == aud && slices.Equal(e.key, scopes)) || !e.tok.Valid(now, 0) {
+				continue
+			}
+			kept = append(kept, e)
+		}
+		a.tokens = append(kept, entry)
+	}
+	a.lastRefresh = now
+	if tr.RefreshExpiresIn > 0 {
+		a.refreshExp = now.Add(time.Duration(tr.RefreshExpiresIn) * time.Second)
+	} else if tr.RefreshToken != "" {
+		a.refreshExp = time.Time{}
+	}
+	a.scheduleKeepAlive(now)
+	if !a.unsaved {
+		a.lastErr = ""
+	}
+	changed := a.setState(StateSignedIn, nil)
+	a.mu.Unlock()
+	if logST {
+		b.log.Info("identity provider ignores scope on refresh: keeping one token per account", "account", a.name, "requested", scopes, "granted", granted)
+	}
+	if changed {
+		b.emit(Event{Account: a.name, State: StateSignedIn})
+	}
+	if putErr != nil {
+		b.emit(Event{Account: a.name, State: StateSignedIn, Err: fmt.Errorf("store rotated refresh token: %w", putErr)})
+		b.wake()
+	}
+	b.log.Debug("refreshed", "account", a.name, "token", tok)
+	return tok, nil
+}
+
+// subset reports whether every element of sorted a is in sorted b.
+func subset(a, b []string) bool {
+	j := 0
+	for _, s := range a {
+		for j < len(b) && b[j] < s {
+			j++
+		}
+		if j == len(b) || b[j] != s {
+			return false
+		}
+	}
+	return true
+}

@@ -9,7 +9,9 @@ package ipc
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -21,9 +23,16 @@ const ProtocolVersion = 1
 const MaxBodyBytes = 64 << 10
 
 // Scopes decodes from a JSON array of strings or a space-separated string
-// and encodes as an array.
+// (the RFC 6749 section 3.3 form) and encodes as an array.
 type Scopes []string
 
+// errScopesType is returned by Scopes.UnmarshalJSON for a value that is
+// neither a string nor an array of strings. Its text names the field and
+// never echoes the input.
+var errScopesType = errors.New("scopes: want an array of strings or a space-separated string")
+
+// UnmarshalJSON accepts null, a space-separated string or an array of
+// strings. It does not validate the scope tokens; the server does.
 func (s *Scopes) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		*s = nil
@@ -32,14 +41,14 @@ func (s *Scopes) UnmarshalJSON(b []byte) error {
 	if len(b) > 0 && b[0] == '"' {
 		var str string
 		if err := json.Unmarshal(b, &str); err != nil {
-			return err
+			return errScopesType
 		}
 		*s = strings.Fields(str)
 		return nil
 	}
 	var list []string
 	if err := json.Unmarshal(b, &list); err != nil {
-		return fmt.Errorf("scopes: want an array of strings or a space-separated string")
+		return errScopesType
 	}
 	*s = list
 	return nil
@@ -126,6 +135,7 @@ type LoginRequest struct {
 	Scopes       Scopes `json:"scopes,omitempty"`
 	Method       string `json:"method,omitempty"` // browser, device, app-password; empty: choose
 	CAPEM        string `json:"ca_pem,omitempty"`
+	CAFile       string `json:"ca_file,omitempty"` // path of a PEM CA bundle on this machine, kept in config
 	// OpenBrowser asks the agent to open the browser itself (the tray and
 	// setup page); the CLI opens it in the user's own process instead.
 	OpenBrowser bool `json:"open_browser,omitempty"`
@@ -178,7 +188,7 @@ const (
 	CodeInternal       = "internal"        // 500
 	CodeForbidden      = "forbidden"       // 403
 	CodeNotFound       = "not_found"       // 404 (no such endpoint)
-	CodeMethod         = "method_not_allowed"
+	CodeMethod         = "method_not_allowed" // 405
 )
 
 // Error is the wire error body, and the error type the Backend returns to
@@ -191,6 +201,43 @@ type Error struct {
 	Status   int    `json:"-"`                   // HTTP status; derived from Code when zero
 }
 
+// HTTPStatus returns e.Status, or the status documented for e.Code when
+// Status is zero. Unknown codes are 500.
+func (e *Error) HTTPStatus() int {
+	if e.Status != 0 {
+		return e.Status
+	}
+	return statusForCode(e.Code)
+}
+
+// statusForCode maps a wire error code to its HTTP status.
+func statusForCode(code string) int {
+	switch code {
+	case CodeInvalidRequest:
+		return http.StatusBadRequest
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeUnknownAccount, CodeNotFound:
+		return http.StatusNotFound
+	case CodeMethod:
+		return http.StatusMethodNotAllowed
+	case CodeNeedsLogin:
+		return http.StatusConflict
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case CodeIdPError:
+		return http.StatusBadGateway
+	case CodeIdPUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeTimeout:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Error formats the code, account and message; it never carries a secret
+// because Message does not.
 func (e *Error) Error() string {
 	if e.Account != "" {
 		return fmt.Sprintf("%s: account %q: %s", e.Code, e.Account, e.Message)

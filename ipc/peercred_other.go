@@ -1,0 +1,14 @@
+//go:build unix && !linux && !darwin && !freebsd
+
+package ipc
+
+import (
+	"fmt"
+	"net"
+)
+
+// peerCred fails closed where golang.org/x/sys offers no peer credential
+// call (OpenBSD, NetBSD, Solaris, AIX...): every connection is refused.
+func peerCred(net.Conn) (Peer, error) {
+	return Peer{}, fmt.Errorf("ipc: peer credentials: %w", ErrPeerCredUnsupported)
+}

@@ -177,3 +177,38 @@ func TestIntrospectionAndUserinfoEndpoints(t *testing.T) {
 		t.Errorf("userinfo: got sub=%v email=%v, want %q with email", info["sub"], info["email"], DefaultSubject)
 	}
 }
+
+func TestExpire(t *testing.T) {
+	s := New(t, Options{})
+	tok := s.Login(t, PublicClientID, "openid", "offline_access")
+	if !s.Expire(tok.AccessToken) {
+		t.Fatal("Expire(access token): got false, want true")
+	}
+	if active, _, _ := s.Introspect(tok.AccessToken); active {
+		t.Error("expired access token: got active, want inactive")
+	}
+	if !s.RefreshTokenActive(tok.RefreshToken) {
+		t.Fatal("refresh token after expiring the access token: got inactive, want active")
+	}
+	next, err := s.Refresh(PublicClientID, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	if !s.Expire(next.RefreshToken) {
+		t.Fatal("Expire(refresh token): got false, want true")
+	}
+	if s.RefreshTokenActive(next.RefreshToken) {
+		t.Error("expired refresh token: got active, want inactive")
+	}
+	_, err = s.Refresh(PublicClientID, next.RefreshToken)
+	wantTokenError(t, err, "invalid_grant")
+	if active, _, _ := s.Introspect(next.AccessToken); !active {
+		t.Error("access token of the expired refresh token: got inactive, want still active")
+	}
+	if s.Expire(tok.RefreshToken) {
+		t.Error("Expire(used refresh token): got true, want false")
+	}
+	if s.Expire("ory_at_bogus.bogus") {
+		t.Error("Expire(unknown): got true, want false")
+	}
+}

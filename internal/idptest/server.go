@@ -219,6 +219,10 @@ func (s *Server) compose() error {
 		AccessTokenIssuer:           s.URL,
 		TokenURL:                    s.URL + "/token",
 		GlobalSecret:                secret,
+		// https://www.rfc-editor.org/rfc/rfc8252#section-8.1: "Public native
+		// app clients MUST implement the Proof Key for Code Exchange (PKCE
+		// [RFC7636]) extension to OAuth, and authorization servers MUST
+		// support PKCE for such clients". Plain stays disabled: S256 only.
 		EnforcePKCEForPublicClients: true,
 		ScopeStrategy:               fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:    fosite.ExactAudienceMatchingStrategy,

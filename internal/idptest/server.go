@@ -211,14 +211,14 @@ func (s *Server) compose() error {
 	secret := make([]byte, 32) // fosite's HMAC strategy needs 32 bytes
 	_, _ = rand.Read(secret)
 	cfg := &fosite.Config{
-		AccessTokenLifespan:         s.opts.AccessTokenLifespan,
-		RefreshTokenLifespan:        s.opts.RefreshTokenLifespan,
-		AuthorizeCodeLifespan:       5 * time.Minute,
-		IDTokenLifespan:             time.Hour,
-		IDTokenIssuer:               s.URL,
-		AccessTokenIssuer:           s.URL,
-		TokenURL:                    s.URL + "/token",
-		GlobalSecret:                secret,
+		AccessTokenLifespan:   s.opts.AccessTokenLifespan,
+		RefreshTokenLifespan:  s.opts.RefreshTokenLifespan,
+		AuthorizeCodeLifespan: 5 * time.Minute,
+		IDTokenLifespan:       time.Hour,
+		IDTokenIssuer:         s.URL,
+		AccessTokenIssuer:     s.URL,
+		TokenURL:              s.URL + "/token",
+		GlobalSecret:          secret,
 		// https://www.rfc-editor.org/rfc/rfc8252#section-8.1: "Public native
 		// app clients MUST implement the Proof Key for Code Exchange (PKCE
 		// [RFC7636]) extension to OAuth, and authorization servers MUST

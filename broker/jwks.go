@@ -14,6 +14,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -96,6 +97,7 @@ func isECKeyOn(key crypto.PublicKey, curve elliptic.Curve) bool {
 type jwksCache struct {
 	client     *http.Client
 	url        string
+	display    string // url without query or user info, for error messages
 	now        func() time.Time
 	minRefetch time.Duration
 	ttl        time.Duration
@@ -115,12 +117,12 @@ type jwksCache struct {
 	lastErr     error        // error of the last attempt, nil when it succeeded
 }
 
-// newJWKSCache returns a cache of the JWKS at url, fetched with client
+// newJWKSCache returns a cache of the JWKS at rawURL, fetched with client
 // (http.DefaultClient when nil). An unknown kid triggers a refetch, at most
 // once every minRefetch (default 5 min when zero); keys are also refreshed
 // after a TTL (1 h). now is the clock (time.Now when nil). The cache is safe
 // for concurrent use.
-func newJWKSCache(client *http.Client, url string, now func() time.Time, minRefetch time.Duration) *jwksCache {
+func newJWKSCache(client *http.Client, rawURL string, now func() time.Time, minRefetch time.Duration) *jwksCache {
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -130,9 +132,14 @@ func newJWKSCache(client *http.Client, url string, now func() time.Time, minRefe
 	if minRefetch <= 0 {
 		minRefetch = jwksDefaultMinRefetch
 	}
+	display := rawURL
+	if u, err := url.Parse(rawURL); err == nil {
+		display = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+	}
 	return &jwksCache{
 		client:     client,
-		url:        url,
+		url:        rawURL,
+		display:    display,
 		now:        now,
 		minRefetch: minRefetch,
 		ttl:        jwksTTL,
@@ -178,7 +185,7 @@ func (c *jwksCache) fetchOnce(ctx context.Context, seen uint64, byUnknownKid boo
 	select {
 	case c.fetching <- struct{}{}:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("jwks: wait for fetch of %s: %w", c.url, ctx.Err())
+		return nil, fmt.Errorf("jwks: wait for fetch of %s: %w", c.display, ctx.Err())
 	}
 	defer func() { <-c.fetching }()
 
@@ -217,30 +224,34 @@ func (c *jwksCache) fetch(ctx context.Context) ([]jsonWebKey, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch %s: %w: %w", c.url, ErrUnavailable, err)
+		return nil, fmt.Errorf("jwks: fetch %s: invalid url: %w", c.display, ErrUnavailable)
 	}
 	// RFC 7517 §8.5 (https://www.rfc-editor.org/rfc/rfc7517#section-8.5).
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch %s: %w: %w", c.url, ErrUnavailable, err)
+		// *url.Error repeats the full URL, query included; keep its cause.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("jwks: fetch %s: %w: %w", c.display, ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		// Drain a little so the connection can be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-		return nil, fmt.Errorf("jwks: fetch %s: HTTP %d: %w", c.url, resp.StatusCode, ErrUnavailable)
+		return nil, fmt.Errorf("jwks: fetch %s: HTTP %d: %w", c.display, resp.StatusCode, ErrUnavailable)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch %s: read body: %w: %w", c.url, ErrUnavailable, err)
+		return nil, fmt.Errorf("jwks: fetch %s: read body: %w: %w", c.display, ErrUnavailable, err)
 	}
 	if len(body) > jwksMaxBody {
-		return nil, fmt.Errorf("jwks: fetch %s: document larger than %d bytes: %w", c.url, jwksMaxBody, ErrUnavailable)
+		return nil, fmt.Errorf("jwks: fetch %s: document larger than %d bytes: %w", c.display, jwksMaxBody, ErrUnavailable)
 	}
 	keys, err := parseJWKS(body)
 	if err != nil {
-		return nil, fmt.Errorf("jwks: fetch %s: %w: %w", c.url, ErrUnavailable, err)
+		return nil, fmt.Errorf("jwks: fetch %s: %w: %w", c.display, ErrUnavailable, err)
 	}
 	return keys, nil
 }

@@ -149,7 +149,12 @@ func TestVerifySubject(t *testing.T) {
 		{name: "unknown alg", token: unsignedToken(t, map[string]any{"alg": "XX999"}, claims(nil), "c2ln"), wantErr: "alg header missing or unknown", noFetch: true},
 		{name: "missing alg", token: unsignedToken(t, map[string]any{"typ": "JWT"}, claims(nil), "c2ln"), wantErr: "alg header missing or unknown", noFetch: true},
 		{name: "ES256 with the kid of the RSA key", token: func() string { k := f.ec; k.kid = "rsa-1"; return k.sign(t, claims(nil), false) }(), wantErr: "does not fit alg ES256"},
-		{name: "key's own alg differs from token's", token: func() string { k := f.rsa; k.kid = "rsa-own-alg"; k.method = jwt.SigningMethodPS256; return k.sign(t, claims(nil), false) }(), wantErr: "does not fit alg PS256"},
+		{name: "key's own alg differs from token's", token: func() string {
+			k := f.rsa
+			k.kid = "rsa-own-alg"
+			k.method = jwt.SigningMethodPS256
+			return k.sign(t, claims(nil), false)
+		}(), wantErr: "does not fit alg PS256"},
 		{name: "unknown kid after refetch", token: unpublished.sign(t, claims(nil), false), wantErr: "no key with the token's kid"},
 		{name: "no kid and no key verifies", token: unpublished.sign(t, claims(nil), true), wantErr: "signature invalid"},
 		{name: "kid not a string", token: func() string {

@@ -169,7 +169,7 @@ type testServer struct {
 }
 
 // startServer listens on a fresh socket and runs a Server until cleanup.
-func startServer(t testing.TB, b *fakeBackend, opts ServerOptions) *testServer {
+func startServer(t testing.TB, b *fakeBackend, opts ServerOptions, configure ...func(*Server)) *testServer {
 	t.Helper()
 	if b == nil {
 		b = &fakeBackend{}
@@ -185,6 +185,9 @@ func startServer(t testing.TB, b *fakeBackend, opts ServerOptions) *testServer {
 	}
 	opts.Socket = path
 	ts := &testServer{path: path, srv: NewServer(b, opts), b: b, logs: logs, done: make(chan error, 1)}
+	for _, f := range configure {
+		f(ts.srv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts.cancel = cancel
 	go func() { ts.done <- ts.srv.Run(ctx, ln) }()
@@ -221,3 +224,5 @@ func (ts *testServer) stop(t testing.TB) {
 }
 
 var _ = fmt.Sprint
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

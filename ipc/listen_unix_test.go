@@ -4,6 +4,7 @@ package ipc
 
 import (
 	"net"
+	"syscall"
 	"testing"
 )
 
@@ -18,3 +19,5 @@ func staleSocket(t testing.TB, path string) string {
 	ln.Close()
 	return path
 }
+
+var syscallECONNRESET = syscall.ECONNRESET

@@ -212,3 +212,16 @@ func TestExpire(t *testing.T) {
 		t.Error("Expire(unknown): got true, want false")
 	}
 }
+
+func TestSharedKey(t *testing.T) {
+	a := New(t, Options{})
+	b := New(t, Options{Key: a.Key()})
+	if !b.Key().Equal(a.Key()) {
+		t.Fatal("Options.Key: got another key, want the given one")
+	}
+	if a.KeyID() == b.KeyID() {
+		t.Error("KeyID: got the same kid on two servers, want one per server")
+	}
+	tok := b.Login(t, PublicClientID, "openid")
+	idClaims(t, b, tok.IDToken)
+}

@@ -154,6 +154,7 @@ type TokenError struct {
 	Description string
 }
 
+// Error implements error; it carries no token or secret.
 func (e *TokenError) Error() string {
 	return "token endpoint: " + e.Code + ": " + e.Description
 }

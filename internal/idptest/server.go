@@ -84,6 +84,10 @@ type Options struct {
 	IgnoreScopeOnRefresh bool
 	// Latency delays every request; see also Server.SetLatency.
 	Latency time.Duration
+	// Key signs ID tokens and MintJWT tokens. Nil generates a fresh
+	// 2048-bit RSA key, which takes about a quarter of a second; a test
+	// suite starting many servers may share one key through this field.
+	Key *rsa.PrivateKey
 	// SubjectTokenError is the error code for an invalid or unacceptable
 	// subject or actor token in a token exchange. Default "invalid_grant",
 	// what many IdPs send; RFC 8693 §2.2.2 names "invalid_request".
@@ -169,9 +173,12 @@ func start(opts Options) (*Server, error) {
 	opts.Scopes = slices.Clone(opts.Scopes)
 	opts.Audiences = slices.Clone(opts.Audiences)
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, fmt.Errorf("generate signing key: %w", err)
+	key := opts.Key
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, fmt.Errorf("generate signing key: %w", err)
+		}
 	}
 	s := &Server{
 		ConfidentialSecret: randomHex(24),

@@ -3,7 +3,7 @@ package agent
 import (
 	"bufio"
 	"bytes"
-	"encoding/pem"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -164,9 +164,10 @@ func (c *Config) normalize() {
 	}
 }
 
-// secretKeyNames are keys a config must never have.
+// secretKeyNames are keys a config must never have. ("token" alone is not
+// one: it is the token endpoint in [accounts.NAME.endpoints].)
 var secretKeyNames = []string{
-	"refresh_token", "access_token", "id_token", "token", "app_password",
+	"refresh_token", "access_token", "id_token", "app_password",
 	"apppassword", "password", "passwd", "secret", "client_secret",
 }
 
@@ -504,16 +505,10 @@ func readCAFile(path string) ([]byte, error) {
 	if len(data) > maxCAFileSize {
 		return nil, fmt.Errorf("%s: larger than %d bytes", p, maxCAFileSize)
 	}
-	for rest := data; ; {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, fmt.Errorf("%s: no PEM CERTIFICATE block", p)
-		}
-		if block.Type == "CERTIFICATE" {
-			return data, nil
-		}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", p)
 	}
+	return data, nil
 }
 
 // expandPath expands a leading "~/" and requires an absolute path: a

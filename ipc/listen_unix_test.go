@@ -3,10 +3,22 @@
 package ipc
 
 import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
+
+var syscallECONNRESET = syscall.ECONNRESET
 
 // staleSocket leaves a socket file at path that nobody listens on.
 func staleSocket(t testing.TB, path string) string {
@@ -20,4 +32,367 @@ func staleSocket(t testing.TB, path string) string {
 	return path
 }
 
-var syscallECONNRESET = syscall.ECONNRESET
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(fi.Sys().(*syscall.Stat_t).Ino)
+}
+
+func TestSocketPath(t *testing.T) {
+	uid := strconv.Itoa(os.Getuid())
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"override", map[string]string{EnvSocket: "/run/x/a.sock", "XDG_RUNTIME_DIR": "/run/user/1"}, "/run/x/a.sock"},
+		{"xdg", map[string]string{"XDG_RUNTIME_DIR": "/run/user/1000"}, "/run/user/1000/ncagent/agent.sock"},
+		{"relative xdg ignored", map[string]string{"XDG_RUNTIME_DIR": "run"}, "/tmp/ncagent-" + uid + "/agent.sock"},
+		{"no xdg", map[string]string{}, "/tmp/ncagent-" + uid + "/agent.sock"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := socketPath(func(k string) string { return tc.env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestListenModes(t *testing.T) {
+	// A permissive umask must not widen the socket or its directory.
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	path := filepath.Join(shortDir(t), "ncagent", "agent.sock")
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, c := range []struct {
+		path string
+		want fs.FileMode
+	}{{filepath.Dir(path), 0o700}, {path, 0o600}} {
+		fi, err := os.Lstat(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != c.want {
+			t.Errorf("%s: got mode %04o, want %04o", c.path, got, c.want)
+		}
+	}
+	ln.Close()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket after Close: got %v, want removed", err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestListenRefusesUnsafeDir(t *testing.T) {
+	cases := []struct {
+		name  string
+		root  bool
+		setup func(t *testing.T, base string) string // returns the socket dir
+		want  error
+	}{
+		{"symlink", false, func(t *testing.T, base string) string {
+			real := filepath.Join(base, "real")
+			os.Mkdir(real, 0o700)
+			link := filepath.Join(base, "link")
+			if err := os.Symlink(real, link); err != nil {
+				t.Fatal(err)
+			}
+			return link
+		}, ErrSocketDirSymlink},
+		{"other owner", true, func(t *testing.T, base string) string {
+			d := filepath.Join(base, "theirs")
+			os.Mkdir(d, 0o700)
+			if err := os.Chown(d, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}, ErrSocketDirOwner},
+		{"mode 0755", false, func(t *testing.T, base string) string {
+			d := filepath.Join(base, "open")
+			os.Mkdir(d, 0o700)
+			os.Chmod(d, 0o755)
+			return d
+		}, ErrSocketDirMode},
+		{"mode 0710", false, func(t *testing.T, base string) string {
+			d := filepath.Join(base, "group")
+			os.Mkdir(d, 0o700)
+			os.Chmod(d, 0o710)
+			return d
+		}, ErrSocketDirMode},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root && os.Getuid() != 0 {
+				t.Skip("skipping: chown to another uid needs root")
+			}
+			dir := tc.setup(t, shortDir(t))
+			path := filepath.Join(dir, "agent.sock")
+			ln, err := Listen(path)
+			if err == nil {
+				ln.Close()
+				t.Fatalf("Listen in unsafe dir succeeded, want %v", tc.want)
+			}
+			if !errors.Is(err, tc.want) {
+				t.Errorf("got %v, want %v", err, tc.want)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("socket created in refused dir: %v", err)
+			}
+		})
+	}
+}
+
+func TestListenStaleSocket(t *testing.T) {
+	dir := shortDir(t)
+	path := staleSocket(t, filepath.Join(dir, "agent.sock"))
+	ln, err := Listen(path)
+	if err != nil {
+		t.Fatalf("Listen over a stale socket: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("stale socket not replaced by a live one: %v", err)
+	}
+	c.Close()
+}
+
+func TestListenLiveSocketUntouched(t *testing.T) {
+	// A listener that is not ours (no lock file): only the dial tells.
+	dir := shortDir(t)
+	path := filepath.Join(dir, "agent.sock")
+	other, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	before := inode(t, path)
+	if ln, err := Listen(path); !errors.Is(err, ErrAlreadyRunning) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("got %v, want ErrAlreadyRunning", err)
+	}
+	if inode(t, path) != before {
+		t.Errorf("live socket replaced")
+	}
+	go func() {
+		if c, err := other.Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("the other listener no longer reachable: %v", err)
+	}
+	c.Close()
+}
+
+func TestListenNotASocket(t *testing.T) {
+	path := filepath.Join(shortDir(t), "agent.sock")
+	os.WriteFile(path, []byte("keep me"), 0o600)
+	if ln, err := Listen(path); !errors.Is(err, ErrNotSocket) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("got %v, want ErrNotSocket", err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "keep me" {
+		t.Errorf("file changed: got %q", b)
+	}
+}
+
+func TestSecondAgentRefused(t *testing.T) {
+	ts := startServer(t, nil, ServerOptions{})
+	ln, err := Listen(ts.path)
+	if !errors.Is(err, ErrAlreadyRunning) {
+		if ln != nil {
+			ln.Close()
+		}
+		t.Fatalf("second Listen: got %v, want ErrAlreadyRunning", err)
+	}
+	if _, err := NewClient(ts.path).Status(context.Background()); err != nil {
+		t.Errorf("first server after the second Listen: %v", err)
+	}
+}
+
+// TestForeignUIDRefused runs a client as uid 65534 against the agent. The
+// directory and socket are opened up for this test only, so the kernel
+// lets it connect and the peer check is what refuses it.
+func TestForeignUIDRefused(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipping: running a client as another uid needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("skipping: setpriv not found")
+	}
+	b := &fakeBackend{}
+	ts := startServer(t, b, ServerOptions{})
+	os.Chmod(filepath.Dir(filepath.Dir(ts.path)), 0o711)
+	os.Chmod(filepath.Dir(ts.path), 0o711)
+	os.Chmod(ts.path, 0o666)
+
+	// The test binary sits in a 0700 build dir; copy it where uid 65534 can
+	// execute it.
+	bin := filepath.Join(shortDir(t), "ipc.test")
+	os.Chmod(filepath.Dir(bin), 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyFile(t, self, bin, 0o755)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin)
+	cmd.Env = []string{envHelper + "=rawclient", EnvSocket + "=" + ts.path}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "connected uid=65534 bytes=0 ") {
+		t.Errorf("helper: got %q, want a connection as uid 65534 that received 0 bytes", got)
+	}
+	if n := b.Calls(); n != 0 {
+		t.Errorf("backend called %d times, want 0", n)
+	}
+	if !eventually(func() bool { return strings.Contains(ts.logs.String(), "level=WARN msg=\"ipc: refused connection\" peer_uid=65534") }) {
+		t.Errorf("refusal not logged at warn with peer uid:\n%s", ts.logs.String())
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode fs.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListenActivatedEnv(t *testing.T) {
+	path := filepath.Join(shortDir(t), "agent.sock")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	rc, _ := ul.SyscallConn()
+	var fd int
+	rc.Control(func(f uintptr) { fd, err = syscall.Dup(int(f)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantOK  bool
+		wantErr bool
+	}{
+		{"not activated", map[string]string{}, false, false},
+		{"other pid", map[string]string{"LISTEN_PID": "1", "LISTEN_FDS": "1"}, false, false},
+		{"bad count", map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "0"}, false, true},
+		{"activated", map[string]string{"LISTEN_PID": "4242", "LISTEN_FDS": "1"}, true, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, ok, err := listenActivatedFD(env(tc.env), 4242, fd, false)
+			if ok != tc.wantOK || (err != nil) != tc.wantErr {
+				t.Fatalf("got ok=%v err=%v, want ok=%v err=%v", ok, err, tc.wantOK, tc.wantErr)
+			}
+			if !ok {
+				return
+			}
+			srv := NewServer(&fakeBackend{}, ServerOptions{Logger: discardLogger()})
+			done := make(chan error, 1)
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() { done <- srv.Run(ctx, ln) }()
+			if _, err := NewClient(path).Status(context.Background()); err != nil {
+				t.Errorf("status through the activated listener: %v", err)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			if _, err := os.Lstat(path); err != nil {
+				t.Errorf("activated socket file removed by the agent: %v (systemd owns it)", err)
+			}
+		})
+	}
+}
+
+// TestSocketActivationEndToEnd passes a listening socket as fd 3 to a child
+// (the test binary as an agent) with LISTEN_FDS=1, as systemd does.
+func TestSocketActivationEndToEnd(t *testing.T) {
+	path := filepath.Join(shortDir(t), "agent.sock")
+	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ul.File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ul.SetUnlinkOnClose(false)
+	ul.Close() // the child holds the socket from now on
+	defer os.Remove(path)
+
+	self, _ := os.Executable()
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), envHelper+"=activated", "LISTEN_FDS=1")
+	cmd.ExtraFiles = []*os.File{f}
+	stdin, _ := cmd.StdinPipe()
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := NewClient(path).Status(ctx)
+	stdin.Close()
+	werr := cmd.Wait()
+	if err != nil {
+		t.Fatalf("status: %v\nchild output:\n%s", err, out.String())
+	}
+	if werr != nil {
+		t.Errorf("child: %v\n%s", werr, out.String())
+	}
+	if st.Version != "activated" || st.PID != cmd.Process.Pid {
+		t.Errorf("got version %q pid %d, want activated %d", st.Version, st.PID, cmd.Process.Pid)
+	}
+}

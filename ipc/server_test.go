@@ -1,3 +1,5 @@
+//go:build unix
+
 package ipc
 
 import (
@@ -332,7 +334,7 @@ func TestMaxConns(t *testing.T) {
 	if _, err := NewClient(ts.path).Status(context.Background()); err != nil {
 		t.Errorf("after a slot freed: %v", err)
 	}
-	if !strings.Contains(ts.logs.String(), "too many connections") {
+	if !eventually(func() bool { return strings.Contains(ts.logs.String(), "too many connections") }) {
 		t.Errorf("no warning logged for the refused connection")
 	}
 }
@@ -444,8 +446,9 @@ func TestRefusedPeerLogged(t *testing.T) {
 	if b.Calls() != 0 {
 		t.Errorf("backend called %d times, want 0", b.Calls())
 	}
-	if logs := ts.logs.String(); !strings.Contains(logs, "level=WARN msg=\"ipc: refused connection\"") || !strings.Contains(logs, fmt.Sprintf("peer_pid=%d", os.Getpid())) {
-		t.Errorf("no warning with the peer pid:\n%s", logs)
+	want := fmt.Sprintf("level=WARN msg=\"ipc: refused connection\" peer_uid=%d peer_pid=%d", os.Getuid(), os.Getpid())
+	if !eventually(func() bool { return strings.Contains(ts.logs.String(), want) }) {
+		t.Errorf("logs lack %q:\n%s", want, ts.logs.String())
 	}
 }
 
@@ -457,4 +460,15 @@ func readUntilClosed(c net.Conn) ([]byte, error) {
 		err = nil
 	}
 	return got, err
+}
+
+// eventually polls cond for up to two seconds: the server logs a refusal
+// just after closing the connection the test waits on.
+func eventually(cond func() bool) bool {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
 }

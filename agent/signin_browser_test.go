@@ -220,9 +220,6 @@ func TestSignInBrowserSuccess(t *testing.T) {
 			if ru.Scheme != "http" || ru.Hostname() != tt.wantHost || ru.Path != "/callback" || ru.Port() == "" {
 				t.Errorf("redirect_uri: got %q, want http://%s:<port>/callback", ru, tt.wantHost)
 			}
-			if got, want := log.types(), []string{"open_url", "waiting"}; strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Errorf("events: got %q, want %q", got, want)
-			}
 
 			// Only GET /callback is served; strays change nothing.
 			base := "http://" + ru.Host
@@ -253,6 +250,10 @@ func TestSignInBrowserSuccess(t *testing.T) {
 			if p.status != http.StatusOK {
 				t.Errorf("page status: got %d, want 200", p.status)
 			}
+			if got, want := log.types(), []string{"open_url", "waiting"}; strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("events: got %q, want %q", got, want)
+			}
+
 			for _, want := range []string{"Signed in to", idptest.DefaultSubject, "You can close this tab and return to your terminal."} {
 				if !strings.Contains(p.body, want) {
 					t.Errorf("success page lacks %q", want)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,7 +19,7 @@ type clientFlags struct {
 	timeout time.Duration
 }
 
-func (c *clientFlags) register(fs *flag.FlagSet, e *env, timeout time.Duration) {
+func (c *clientFlags) register(fs *flagSet, e *env, timeout time.Duration) {
 	fs.StringVar(&c.socket, "socket", "", "agent socket (default: $NCAGENT_SOCKET or the per-user default; see ncagent socket-path)")
 	fs.BoolVar(&c.noStart, "no-start", e.getenv("NCAGENT_NO_START") == "1", "do not start an agent when none runs (also NCAGENT_NO_START=1)")
 	fs.DurationVar(&c.timeout, "timeout", timeout, "how long to wait for the agent's answer")

@@ -35,7 +35,7 @@ type fakeIdP struct {
 	issued      map[string]bool                  // every refresh token issued
 }
 
-func newFakeIdP(t *testing.T, firstRefresh string) *fakeIdP {
+func newFakeIdP(t testing.TB, firstRefresh string) *fakeIdP {
 	t.Helper()
 	f := &fakeIdP{current: firstRefresh, rotate: true, issued: map[string]bool{firstRefresh: true}}
 	mux := http.NewServeMux()

@@ -93,8 +93,11 @@ func normScopes(req, def, buf []string) []string {
 
 // refreshToken obtains a token for (aud, scopes) through the refresh chain.
 // With force it refreshes even when the cache could serve (keep-alive).
-func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, scopes []string, need time.Duration, force bool) (Token, error) {
-	scopes = slices.Clone(scopes) // may live in the caller's stack buffer
+func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqScopes []string, need time.Duration, force bool) (Token, error) {
+	// reqScopes may live in the caller's stack buffer: only a copy is kept
+	// (a distinct variable, so escape analysis keeps the buffer on the
+	// stack).
+	scopes := slices.Clone(reqScopes)
 	if err := a.lock(ctx); err != nil {
 		if t, ok := b.stale(a, aud, scopes); ok {
 			return t, nil

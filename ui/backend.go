@@ -41,3 +41,13 @@ const (
 	stateOffline    = "offline"
 	stateSigningIn  = "signing-in" // the agent's view while a sign-in runs
 )
+
+// errorText is an error's message for a person: the wire message when the
+// agent gave one.
+func errorText(err error) string {
+	var we *ipc.Error
+	if errors.As(err, &we) && we.Message != "" {
+		return we.Message
+	}
+	return err.Error()
+}

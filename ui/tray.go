@@ -1,0 +1,578 @@
+//go:build linux || windows
+
+package ui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/systray"
+
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// trayStarted makes StartTray once-only: systray is a process-wide
+// singleton that cannot be restarted after it quit.
+var trayStarted atomic.Bool
+
+// StartTray shows the tray icon and menu for b and keeps them current until
+// stop is called or ctx ends. It returns at once; the tray runs on its own
+// goroutines and never blocks or crashes the agent: Backend calls and
+// systray calls happen there, and panics there are recovered and logged.
+//
+// Without a graphical session (Linux: no reachable session bus, or neither
+// DISPLAY nor WAYLAND_DISPLAY set) it starts nothing and returns an error
+// wrapping ErrNoTray. Without a StatusNotifierWatcher on the bus the menu is
+// still served, and the icon registers when a watcher appears.
+//
+// StartTray may succeed once per process. stop is safe to call twice; it
+// waits for the tray's goroutines and the sign-ins it started.
+func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), err error) {
+	opts.defaults()
+	if !trayStarted.CompareAndSwap(false, true) {
+		return nil, fmt.Errorf("%w: the tray already ran in this process", ErrNoTray)
+	}
+	sess, err := openSession(opts.Logger)
+	if err != nil {
+		trayStarted.Store(false) // nothing of systray was touched
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t := &tray{
+		b:      b,
+		opts:   opts,
+		log:    opts.Logger,
+		sess:   sess,
+		ctx:    ctx,
+		cancel: cancel,
+		kick:   make(chan struct{}, 1),
+		ready:  make(chan struct{}),
+		busy:   map[string]string{},
+		last:   map[string]string{},
+		setup:  &setupLauncher{b: b, log: opts.Logger},
+	}
+	if opts.SetupPage != nil {
+		t.setupURL = opts.SetupPage
+	} else {
+		t.setupURL = t.setup.url
+	}
+	// Read the first status before the menu is built, so that the first
+	// menu a host asks for is complete. Bounded: a slow agent only means an
+	// emptier first menu.
+	sctx, scancel := context.WithTimeout(ctx, 2*time.Second)
+	st, serr := b.Status(sctx)
+	scancel()
+	t.initial = buildView(st, serr, nil, opts.Now(), opts.MaxAccounts)
+
+	sub, unsubscribe := b.Subscribe()
+	end, err := startNative(t.onReady, func() {})
+	if err != nil {
+		unsubscribe()
+		cancel()
+		sess.close()
+		return nil, err
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		defer unsubscribe()
+		t.loop(sub)
+	}()
+
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			select { // onReady adds listeners; let it finish first
+			case <-t.ready:
+			case <-time.After(5 * time.Second):
+			}
+			t.mu.Lock()
+			cancel() // under mu: no goroutine is tracked after this
+			t.mu.Unlock()
+			t.wg.Wait()
+			t.setup.close()
+			func() {
+				defer t.recoverPanic("quit systray")
+				end()
+			}()
+			sess.close()
+		})
+	}
+	go func() { // the agent stopping removes the icon too
+		<-ctx.Done()
+		stop()
+	}()
+	return stop, nil
+}
+
+// tray is a running tray. Items are touched by onReady and then only by
+// the loop goroutine.
+type tray struct {
+	b        Backend
+	opts     TrayOptions
+	log      *slog.Logger
+	sess     session
+	setup    *setupLauncher
+	setupURL func(ctx context.Context) (string, error)
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup // the loop, click listeners and actions
+	kick     chan struct{}  // asks the loop to refresh now (capacity 1)
+	ready    chan struct{}  // closed when the menu is built
+	initial  trayView
+
+	mu     sync.Mutex        // guards busy, bound, autoOn; held while cancel is called and wg grows
+	busy   map[string]string // tray actions running, by account
+	bound  []accountView     // what each account group shows now
+	autoOn bool              // the Start at login state last read
+
+	// Only the loop goroutine (and onReady before it) touch these.
+	last      map[string]string // last state seen per account, for notifications
+	info      *item
+	groups    []*itemGroup
+	add       *item
+	autostart *item
+	quit      *item
+	icon      iconState
+	tooltip   string
+	iconSet   bool
+}
+
+// itemGroup is the menu items of one account.
+type itemGroup struct {
+	title, signIn, revoke, open *item
+}
+
+// item is a systray item and what it shows, so that only changes reach the
+// tray host.
+type item struct {
+	it      *systray.MenuItem
+	view    itemView
+	checked bool
+}
+
+func newItem(label string, checkbox bool) *item {
+	var it *systray.MenuItem
+	if checkbox {
+		it = systray.AddMenuItemCheckbox(label, "", false)
+	} else {
+		it = systray.AddMenuItem(label, "")
+	}
+	return &item{it: it, view: itemView{Label: label, Visible: true, Enabled: true}}
+}
+
+func (i *item) apply(v itemView) {
+	if v.Label != i.view.Label {
+		i.it.SetTitle(v.Label)
+	}
+	if v.Enabled != i.view.Enabled {
+		if v.Enabled {
+			i.it.Enable()
+		} else {
+			i.it.Disable()
+		}
+	}
+	if v.Visible != i.view.Visible {
+		if v.Visible {
+			i.it.Show()
+		} else {
+			i.it.Hide()
+		}
+	}
+	i.view = v
+}
+
+func (i *item) setChecked(on bool) {
+	if on == i.checked {
+		return
+	}
+	if on {
+		i.it.Check()
+	} else {
+		i.it.Uncheck()
+	}
+	i.checked = on
+}
+
+// onReady builds the whole menu once: a pool of account groups that are
+// shown and hidden, because items cannot be removed on every platform.
+func (t *tray) onReady() {
+	defer close(t.ready)
+	defer t.recoverPanic("build menu")
+	systray.SetTitle("ncagent")
+	n := t.opts.MaxAccounts
+	t.info = newItem("", false)
+	for range n {
+		g := &itemGroup{
+			title:  newItem("", false),
+			signIn: newItem("Sign in…", false),
+			revoke: newItem("Revoke access…", false),
+			open:   newItem("Open Nextcloud", false),
+		}
+		t.groups = append(t.groups, g)
+	}
+	systray.AddSeparator()
+	t.add = newItem("Add account…", false)
+	if t.opts.Autostart != nil {
+		t.autostart = newItem("Start at login", true)
+	}
+	systray.AddSeparator()
+	t.quit = newItem("Quit", false)
+	if t.opts.OpenURL == nil {
+		t.add.apply(itemView{Label: "Add account…"})
+	}
+	if t.opts.Quit == nil {
+		t.quit.apply(itemView{Label: "Quit"})
+	}
+	t.show(t.initial)
+
+	for i, g := range t.groups {
+		t.listen(g.signIn, func() { t.onAccount(i, t.signIn) })
+		t.listen(g.revoke, func() { t.onAccount(i, t.revoke) })
+		t.listen(g.open, func() { t.onAccount(i, t.openServer) })
+	}
+	t.listen(t.add, t.addAccount)
+	if t.autostart != nil {
+		t.listen(t.autostart, t.toggleAutostart)
+	}
+	t.listen(t.quit, func() {
+		if t.opts.Quit != nil {
+			t.goAction("quit", func(context.Context) { t.opts.Quit() })
+		}
+	})
+}
+
+// listen runs f for each click on i until the tray stops. f must return
+// quickly: long work goes through goAction.
+func (t *tray) listen(i *item, f func()) {
+	ch := i.it.ClickedCh
+	if !t.track() {
+		return
+	}
+	go func() {
+		defer t.wg.Done()
+		for {
+			select {
+			case <-t.ctx.Done():
+				return
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+				func() {
+					defer t.recoverPanic("menu click")
+					f()
+				}()
+			}
+		}
+	}()
+}
+
+// goAction runs f on its own goroutine, tracked by stop, unless the tray
+// is stopping.
+func (t *tray) goAction(name string, f func(ctx context.Context)) {
+	if !t.track() {
+		return
+	}
+	go func() {
+		defer t.wg.Done()
+		defer t.recoverPanic(name)
+		f(t.ctx)
+	}()
+}
+
+// track adds a goroutine to wg, unless the tray is stopping.
+func (t *tray) track() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *tray) recoverPanic(what string) {
+	if r := recover(); r != nil {
+		t.log.Error("tray: recovered from a panic", "in", what, "panic", fmt.Sprint(r))
+	}
+}
+
+// refreshNow asks the loop for a refresh without waiting.
+func (t *tray) refreshNow() {
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop keeps the menu current: on agent changes (coalesced), on requests
+// from actions, when the menu opens and every RefreshEvery.
+func (t *tray) loop(sub <-chan struct{}) {
+	select {
+	case <-t.ready:
+	case <-t.ctx.Done():
+		return
+	}
+	t.refresh()
+	tick := time.NewTicker(t.opts.RefreshEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-sub:
+		case <-t.kick:
+		case <-tick.C:
+		case <-systray.TrayOpenedCh:
+		}
+		// Coalesce a burst of changes into one refresh.
+		coalesce := time.NewTimer(50 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case <-sub:
+			case <-t.kick:
+			case <-coalesce.C:
+				break drain
+			case <-t.ctx.Done():
+				coalesce.Stop()
+				return
+			}
+		}
+		t.refresh()
+	}
+}
+
+// refresh reads the status and shows it.
+func (t *tray) refresh() {
+	defer t.recoverPanic("refresh")
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	st, err := t.b.Status(ctx)
+	cancel()
+	if t.ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		t.log.Warn("tray: status", "err", err)
+	}
+	t.mu.Lock()
+	busy := make(map[string]string, len(t.busy))
+	for k, v := range t.busy {
+		busy[k] = v
+	}
+	t.mu.Unlock()
+	v := buildView(st, err, busy, t.opts.Now(), len(t.groups))
+	if t.autostart != nil {
+		on, aerr := t.opts.Autostart.Enabled()
+		if aerr != nil {
+			t.log.Warn("tray: read start at login", "err", aerr)
+		}
+		t.mu.Lock()
+		t.autoOn = on
+		t.mu.Unlock()
+		t.autostart.setChecked(on)
+	}
+	t.show(v)
+	if err == nil {
+		t.notifyTransitions(st)
+	}
+}
+
+// show applies a view to the menu, icon and tooltip.
+func (t *tray) show(v trayView) {
+	if !t.iconSet || v.Icon != t.icon {
+		systray.SetIcon(iconBytes(v.Icon))
+		t.icon, t.iconSet = v.Icon, true
+	}
+	if v.Tooltip != t.tooltip {
+		systray.SetTooltip(v.Tooltip)
+		t.tooltip = v.Tooltip
+	}
+	t.info.apply(v.Info)
+	hidden := itemView{}
+	for i, g := range t.groups {
+		if i < len(v.Accounts) {
+			a := v.Accounts[i]
+			g.title.apply(a.Title)
+			g.signIn.apply(a.SignIn)
+			g.revoke.apply(a.Revoke)
+			if t.opts.OpenURL == nil {
+				a.Open = itemView{Label: a.Open.Label}
+			}
+			g.open.apply(a.Open)
+			continue
+		}
+		g.title.apply(hidden)
+		g.signIn.apply(hidden)
+		g.revoke.apply(hidden)
+		g.open.apply(hidden)
+	}
+	t.mu.Lock()
+	t.bound = v.Accounts
+	t.mu.Unlock()
+}
+
+// notifyTransitions sends a desktop notification when an account moves to
+// needs-login: once per transition, not for the state found at start.
+func (t *tray) notifyTransitions(st ipc.StatusResponse) {
+	seen := map[string]bool{}
+	for _, a := range st.Accounts {
+		seen[a.Name] = true
+		prev, known := t.last[a.Name]
+		t.last[a.Name] = a.State
+		if known && prev != a.State && a.State == stateNeedsLogin && prev != stateSigningIn {
+			t.notify(a.Name, "ncagent: "+a.Name+" needs sign-in",
+				"Choose Sign in again… in the ncagent menu, or run: ncagent login "+a.Name)
+		}
+	}
+	for name := range t.last {
+		if !seen[name] {
+			delete(t.last, name)
+		}
+	}
+}
+
+// notify shows a desktop notification without waiting for it.
+func (t *tray) notify(key, summary, body string) {
+	t.goAction("notify", func(ctx context.Context) {
+		t.sess.notify(ctx, key, summary, body)
+	})
+}
+
+// onAccount runs f for the account group i currently shows.
+func (t *tray) onAccount(i int, f func(a accountView)) {
+	t.mu.Lock()
+	var a accountView
+	ok := i < len(t.bound)
+	if ok {
+		a = t.bound[i]
+	}
+	t.mu.Unlock()
+	if ok {
+		f(a)
+	}
+}
+
+// setBusy marks a tray action on an account; false when one already runs.
+func (t *tray) setBusy(name, what string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.busy[name] != "" {
+		return false
+	}
+	t.busy[name] = what
+	return true
+}
+
+func (t *tray) clearBusy(name string) {
+	t.mu.Lock()
+	delete(t.busy, name)
+	t.mu.Unlock()
+	t.refreshNow()
+}
+
+// signIn starts a sign-in of a; the agent opens the browser.
+func (t *tray) signIn(a accountView) {
+	if !a.SignIn.Enabled || !t.setBusy(a.Name, busySignIn) {
+		return
+	}
+	t.refreshNow()
+	t.goAction("sign in", func(ctx context.Context) {
+		defer t.clearBusy(a.Name)
+		ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
+		defer cancel()
+		t.log.Info("tray: sign-in started", "account", a.Name)
+		res, err := t.b.Login(ctx, t.opts.Peer, ipc.LoginRequest{Account: a.Name, OpenBrowser: true}, func(ev ipc.LoginEvent) {
+			t.log.Debug("tray: sign-in progress", "account", a.Name, "event", ev.Type)
+		})
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			t.log.Warn("tray: sign-in failed", "account", a.Name, "err", err)
+			t.sess.notify(ctx, a.Name, "ncagent: sign-in for "+a.Name+" failed",
+				errorText(err)+"\nTry again from the ncagent menu, or run: ncagent login "+a.Name)
+			return
+		}
+		t.log.Info("tray: signed in", "account", a.Name, "user", res.User)
+	})
+}
+
+// revoke revokes a's access and deletes its secret.
+func (t *tray) revoke(a accountView) {
+	if !a.Revoke.Enabled || !t.setBusy(a.Name, busyRevoke) {
+		return
+	}
+	t.refreshNow()
+	t.goAction("revoke", func(ctx context.Context) {
+		defer t.clearBusy(a.Name)
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		res, err := t.b.Revoke(ctx, t.opts.Peer, ipc.RevokeRequest{Account: a.Name})
+		if err != nil {
+			if t.ctx.Err() != nil {
+				return
+			}
+			t.log.Warn("tray: revoke failed", "account", a.Name, "err", err)
+			t.sess.notify(ctx, a.Name, "ncagent: revoking "+a.Name+" failed",
+				errorText(err)+"\nTry again, or run: ncagent revoke "+a.Name)
+			return
+		}
+		body := "Its secret was deleted from the keychain. Sign in again from the ncagent menu."
+		if res.Note != "" {
+			body = res.Note + "\n" + body
+		}
+		t.sess.notify(ctx, a.Name, "ncagent: access for "+a.Name+" revoked", body)
+	})
+}
+
+// openServer opens the account's Nextcloud in the browser.
+func (t *tray) openServer(a accountView) {
+	if a.Server == "" || t.opts.OpenURL == nil {
+		return
+	}
+	t.goAction("open nextcloud", func(context.Context) {
+		if err := t.opts.OpenURL(a.Server); err != nil {
+			t.log.Warn("tray: open nextcloud", "account", a.Name, "err", err)
+		}
+	})
+}
+
+// addAccount opens the setup page.
+func (t *tray) addAccount() {
+	if t.opts.OpenURL == nil {
+		return
+	}
+	t.goAction("add account", func(ctx context.Context) {
+		u, err := t.setupURL(ctx)
+		if err != nil {
+			t.log.Warn("tray: start the setup page", "err", err)
+			t.sess.notify(ctx, "setup", "ncagent: the setup page did not start",
+				errorText(err)+"\nAdd the account with: ncagent login NAME --server URL")
+			return
+		}
+		// u carries a one-time token: never log it.
+		if err := t.opts.OpenURL(u); err != nil {
+			t.log.Warn("tray: open the setup page", "err", err)
+		}
+	})
+}
+
+// toggleAutostart flips Start at login.
+func (t *tray) toggleAutostart() {
+	t.mu.Lock()
+	on := !t.autoOn
+	t.mu.Unlock()
+	t.goAction("start at login", func(ctx context.Context) {
+		if err := t.opts.Autostart.SetEnabled(on); err != nil {
+			t.log.Warn("tray: set start at login", "on", on, "err", err)
+			t.sess.notify(ctx, "autostart", "ncagent: could not change Start at login", errorText(err))
+		}
+		t.refreshNow()
+	})
+}

@@ -11,7 +11,7 @@ import (
 
 // decodeBody decodes a request body into v, a pointer to one of the request
 // types. It enforces the wire rules: the body is one JSON object (surrounding
-// whitespace allowed), unknown fields are ignored, wrong types and malformed
+// whitespace allowed, nothing after it), unknown fields are ignored, wrong types and malformed
 // JSON are invalid_request with a message naming the field or the offset.
 // An empty body is accepted only when emptyOK is set (every field optional).
 //
@@ -27,13 +27,8 @@ func decodeBody(body []byte, v any, emptyOK bool) *Error {
 	if trimmed[0] != '{' {
 		return invalid("body: want a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(trimmed))
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(trimmed, v); err != nil {
 		return decodeError(err)
-	}
-	// Exactly one value: anything after the object is malformed.
-	if dec.InputOffset() != int64(len(trimmed)) {
-		return invalid(fmt.Sprintf("malformed JSON: data after the object at offset %d", dec.InputOffset()))
 	}
 	return nil
 }
@@ -44,6 +39,9 @@ func decodeError(err error) *Error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
+		if strings.Contains(syn.Error(), "after top-level value") {
+			return invalid(fmt.Sprintf("malformed JSON: data after the object at offset %d", syn.Offset))
+		}
 		return invalid(fmt.Sprintf("malformed JSON at offset %d", syn.Offset))
 	case errors.As(err, &typ):
 		field := typ.Field

@@ -276,7 +276,9 @@ func TestForeignUIDRefused(t *testing.T) {
 	if n := b.Calls(); n != 0 {
 		t.Errorf("backend called %d times, want 0", n)
 	}
-	if !eventually(func() bool { return strings.Contains(ts.logs.String(), "level=WARN msg=\"ipc: refused connection\" peer_uid=65534") }) {
+	if !eventually(func() bool {
+		return strings.Contains(ts.logs.String(), "level=WARN msg=\"ipc: refused connection\" peer_uid=65534")
+	}) {
 		t.Errorf("refusal not logged at warn with peer uid:\n%s", ts.logs.String())
 	}
 }

@@ -1,11 +1,11 @@
 package ipc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -300,7 +300,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v interface{ v
 	if r.ContentLength > MaxBodyBytes {
 		return tooLarge()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	buf := bodyPool.Get().(*bytes.Buffer)
+	defer bodyPool.Put(buf)
+	buf.Reset()
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return tooLarge()
@@ -308,11 +311,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request, v interface{ v
 		return invalid("reading body: " + err.Error())
 	}
 	http.NewResponseController(w).SetReadDeadline(time.Time{})
-	if e := decodeBody(body, v, emptyOK); e != nil {
+	// decodeBody copies what it keeps, so buf may be reused afterwards.
+	if e := decodeBody(buf.Bytes(), v, emptyOK); e != nil {
 		return e
 	}
 	return v.validate()
 }
+
+// bodyPool holds request body buffers (at most MaxBodyBytes plus the
+// growth slack of one read each).
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func tooLarge() *Error {
 	return &Error{Code: CodeTooLarge, Message: "body larger than " + strconv.Itoa(MaxBodyBytes) + " bytes"}

@@ -178,16 +178,16 @@ type RevokeResponse struct {
 
 // Error codes and their HTTP statuses.
 const (
-	CodeInvalidRequest = "invalid_request" // 400
-	CodeUnknownAccount = "unknown_account" // 404
-	CodeNeedsLogin     = "needs_login"     // 409
-	CodeTooLarge       = "too_large"       // 413
-	CodeIdPError       = "idp_error"       // 502
-	CodeIdPUnavailable = "idp_unavailable" // 503
-	CodeTimeout        = "timeout"         // 504
-	CodeInternal       = "internal"        // 500
-	CodeForbidden      = "forbidden"       // 403
-	CodeNotFound       = "not_found"       // 404 (no such endpoint)
+	CodeInvalidRequest = "invalid_request"    // 400
+	CodeUnknownAccount = "unknown_account"    // 404
+	CodeNeedsLogin     = "needs_login"        // 409
+	CodeTooLarge       = "too_large"          // 413
+	CodeIdPError       = "idp_error"          // 502
+	CodeIdPUnavailable = "idp_unavailable"    // 503
+	CodeTimeout        = "timeout"            // 504
+	CodeInternal       = "internal"           // 500
+	CodeForbidden      = "forbidden"          // 403
+	CodeNotFound       = "not_found"          // 404 (no such endpoint)
 	CodeMethod         = "method_not_allowed" // 405
 )
 

@@ -338,6 +338,10 @@ func (s *Server) wireError(r *http.Request, op, account string, err error) *Erro
 		s.log.Warn("ipc: backend timed out", "op", op, "account", account)
 		return &Error{Code: CodeTimeout, Message: op + ": the agent did not answer in time", Account: account}
 	}
+	if s.shutdownCtx.Err() != nil && errors.Is(err, context.Canceled) {
+		s.log.Info("ipc: request cancelled by shutdown", "op", op, "account", account)
+		return &Error{Code: CodeInternal, Message: op + ": the agent is shutting down", Account: account}
+	}
 	if r.Context().Err() != nil {
 		s.log.Debug("ipc: client went away", "op", op, "account", account)
 		return &Error{Code: CodeTimeout, Message: op + ": request cancelled", Account: account}

@@ -472,3 +472,57 @@ func eventually(cond func() bool) bool {
 	}
 	return cond()
 }
+
+func TestChunkedBodyTooLarge(t *testing.T) {
+	ts := startServer(t, nil, ServerOptions{})
+	c, err := net.Dial("unix", ts.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	go func() {
+		io.WriteString(c, "POST /v1/token HTTP/1.1\r\nHost: ncagent\r\nTransfer-Encoding: chunked\r\n\r\n")
+		chunk := strings.Repeat(" ", 8<<10)
+		for i := 0; i < 10; i++ { // 80 KiB, no Content-Length to check early
+			if _, err := fmt.Fprintf(c, "%x\r\n%s\r\n", len(chunk), chunk); err != nil {
+				return
+			}
+		}
+		io.WriteString(c, "0\r\n\r\n")
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("got status %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestLoginCancelledByShutdown(t *testing.T) {
+	started := make(chan struct{})
+	b := &fakeBackend{login: func(ctx context.Context, p Peer, r LoginRequest, progress func(LoginEvent)) (LoginEvent, error) {
+		progress(LoginEvent{Type: "waiting"})
+		close(started)
+		<-ctx.Done()
+		return LoginEvent{}, ctx.Err()
+	}}
+	ts := startServer(t, b, ServerOptions{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := NewClient(ts.path).Login(context.Background(), LoginRequest{Account: "work"}, nil)
+		errc <- err
+	}()
+	<-started
+	start := time.Now()
+	ts.stop(t)
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("shutdown took %v with a login in flight, want prompt", el)
+	}
+	err := <-errc
+	var we *Error
+	if !errors.As(err, &we) || !strings.Contains(we.Message, "shutting down") {
+		t.Errorf("got %v, want an error event saying the agent is shutting down", err)
+	}
+}

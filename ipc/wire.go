@@ -1,9 +1,3 @@
-// Package ipc implements ncagent's local wire protocol v1: HTTP/1.1 with JSON
-// bodies over a Unix stream socket (a named pipe on Windows), the server with
-// its peer checks and limits, and a Go client.
-//
-// ipc decides no token policy: it decodes requests, checks the peer, and
-// hands each request to a Backend (the agent).
 package ipc
 
 import (

@@ -1,0 +1,51 @@
+// Package ipc implements ncagent's local wire protocol v1: HTTP/1.1 with JSON
+// bodies over a Unix stream socket (a named pipe on Windows), the server with
+// its peer checks and limits, and a Go client.
+//
+// ipc decides no token policy: it decodes requests, checks the peer, and
+// hands each request to a Backend (the agent).
+//
+// # Endpoints
+//
+//	GET  /v1/status    StatusResponse
+//	POST /v1/token     TokenRequest    -> TokenResponse
+//	POST /v1/exchange  ExchangeRequest -> TokenResponse
+//	POST /v1/login     LoginRequest    -> newline-delimited LoginEvents
+//	POST /v1/revoke    RevokeRequest   -> RevokeResponse
+//
+// Errors are an Error body with the status documented for its code.
+// Bodies over MaxBodyBytes are refused; unknown fields are ignored.
+//
+// # Security
+//
+// The socket is 0600 in a 0700 directory owned by the user (Listen creates
+// and checks it). Every accepted connection has its peer credentials
+// checked before any byte is read: a peer of another user, or one whose
+// credentials cannot be learned, is closed at once. Dial checks the
+// server's credentials the same way, so a socket planted by someone else
+// is not trusted with a subject token. Responses carry tokens; log only
+// their metadata.
+//
+// # Agent
+//
+//	ln, ok, err := ipc.ListenActivated() // systemd socket activation
+//	if err == nil && !ok {
+//		ln, err = ipc.Listen(path) // path from ipc.SocketPath()
+//	}
+//	if err != nil {
+//		return err // errors.Is(err, ipc.ErrAlreadyRunning): another agent serves
+//	}
+//	srv := ipc.NewServer(backend, ipc.ServerOptions{Logger: logger, Socket: path})
+//	defer srv.Close()
+//	return srv.Run(ctx, ln) // returns after ctx is done and requests finished
+//
+// # Client
+//
+//	path, err := ipc.SocketPath()
+//	c := ipc.NewClient(path)
+//	tok, err := c.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: ipc.Scopes{"openid"}})
+//	if errors.Is(err, ipc.ErrNotRunning) { /* start the agent */ }
+//	var e *ipc.Error
+//	if errors.As(err, &e) && e.Code == ipc.CodeNeedsLogin { /* sign in */ }
+//	req.Header.Set("Authorization", tok.Authorization) // a secret: never log it
+package ipc

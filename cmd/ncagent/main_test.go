@@ -100,6 +100,13 @@ client_id = "ncagent"
 			if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 				return err
 			}
+			// testscript starts from an empty environment: pass the session
+			// bus on, so the agent reaches the Secret Service.
+			for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"} {
+				if v := os.Getenv(k); v != "" {
+					e.Setenv(k, v)
+				}
+			}
 			e.Setenv("NCAGENT_CONFIG", cfgPath)
 			e.Setenv("NCAGENT_SOCKET", filepath.Join(sockDir, "agent.sock"))
 			e.Setenv("NCAGENT_KEYRING_SERVICE", service)

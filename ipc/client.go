@@ -26,7 +26,6 @@ const maxResponseBytes = 1 << 20
 type Client struct {
 	path string
 	tr   *http.Transport
-	hc   *http.Client
 }
 
 // NewClient returns a client for the agent listening at path (see
@@ -42,7 +41,7 @@ func NewClient(path string) *Client {
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
 	}
-	return &Client{path: path, tr: tr, hc: &http.Client{Transport: tr}}
+	return &Client{path: path, tr: tr}
 }
 
 // Close closes idle connections. The client stays usable.
@@ -145,7 +144,9 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	if in != nil {
 		req.Header["Content-Type"] = []string{"application/json"}
 	}
-	resp, err := c.hc.Do(req)
+	// The transport directly: no redirects, cookies or client timeout to
+	// apply, and ctx bounds the request.
+	resp, err := c.tr.RoundTrip(req)
 	if err != nil {
 		if ue, ok := errors.AsType[*url.Error](err); ok {
 			err = ue.Err // the URL is always the same; keep the cause

@@ -19,6 +19,9 @@ import (
 // secretToken is what the fake backend hands out; tests grep logs for it.
 const secretToken = "tok-SECRET-5f1c2a9e"
 
+// subjectSecret is a subject token clients send; it must not reach logs.
+const subjectSecret = "subj-SECRET-77d0e1"
+
 var fixedExpiry = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // fakeBackend is a hand-written Backend. Hooks left nil take defaults.
@@ -203,8 +206,10 @@ func startServer(t testing.TB, b *fakeBackend, opts ServerOptions, configure ...
 		case <-time.After(10 * time.Second):
 			t.Errorf("Run did not return after cancel")
 		}
-		if logs := ts.logs.String(); strings.Contains(logs, secretToken) {
-			t.Errorf("logs carry the token:\n%s", logs)
+		for _, secret := range []string{secretToken, subjectSecret} {
+			if logs := ts.logs.String(); strings.Contains(logs, secret) {
+				t.Errorf("logs carry a secret:\n%s", logs)
+			}
 		}
 	})
 	return ts

@@ -53,7 +53,7 @@ func TestClientRoundTrip(t *testing.T) {
 		}
 	})
 	t.Run("exchange", func(t *testing.T) {
-		tok, err := c.Exchange(ctx, ExchangeRequest{SubjectToken: "subject", Audience: "nextcloud"})
+		tok, err := c.Exchange(ctx, ExchangeRequest{SubjectToken: subjectSecret, ActorToken: subjectSecret, ClientHint: "mcp", Audience: "nextcloud"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -165,9 +164,9 @@ func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, e
 	if req.CAPEM != "" {
 		caPEM = []byte(req.CAPEM)
 	} else if ac.CAFile != "" {
-		b, err := os.ReadFile(ac.CAFile)
+		b, err := readCAFile(ac.CAFile)
 		if err != nil {
-			return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: fmt.Sprintf("read CA file: %v", err)}
+			return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: err.Error()}
 		}
 		caPEM = b
 	}
@@ -329,7 +328,7 @@ func signInWireError(name string, err error) error {
 	switch {
 	case errors.Is(err, ErrSignInTimeout):
 		return &ipc.Error{Code: ipc.CodeTimeout, Account: name, Message: err.Error()}
-	case errors.Is(err, ErrSignInDenied), errors.Is(err, ErrNoRefreshToken), errors.Is(err, ErrSignInState):
+	case errors.Is(err, ErrSignInDenied), errors.Is(err, ErrNoRefreshToken), errors.Is(err, ErrSignInState), errors.Is(err, ErrIDToken):
 		e := &ipc.Error{Code: ipc.CodeIdPError, Account: name, Message: err.Error()}
 		var idp *broker.IdPError
 		if errors.As(err, &idp) {

@@ -147,13 +147,15 @@ func parseIdPError(op string, status int, body []byte, form url.Values) *IdPErro
 		Description string `json:"error_description"`
 	}
 	json.Unmarshal(body, &e) // a non-JSON body leaves both empty
-	ie := &IdPError{Op: op, StatusCode: status, Code: clean(e.Error, 64), Description: clean(e.Description, 300)}
+	// Scrub first, then clean and bound: truncation must not leave part of
+	// a secret behind.
 	for _, k := range []string{"refresh_token", "subject_token", "actor_token", "client_secret", "token"} {
 		if v := form.Get(k); len(v) >= 4 {
-			ie.Code = strings.ReplaceAll(ie.Code, v, redacted)
-			ie.Description = strings.ReplaceAll(ie.Description, v, redacted)
+			e.Error = strings.ReplaceAll(e.Error, v, redacted)
+			e.Description = strings.ReplaceAll(e.Description, v, redacted)
 		}
 	}
+	ie := &IdPError{Op: op, StatusCode: status, Code: clean(e.Error, 64), Description: clean(e.Description, 300)}
 	if ie.Code == "" {
 		ie.Code = "http_" + strconv.Itoa(status)
 	}

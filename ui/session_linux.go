@@ -52,9 +52,7 @@ func openSession(log *slog.Logger) (session, error) {
 	if addr == "" {
 		return nil, fmt.Errorf("%w: no session bus (DBUS_SESSION_BUS_ADDRESS is empty)", ErrNoTray)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
-	defer cancel()
-	conn, err := dbus.Connect(addr, dbus.WithContext(ctx))
+	conn, err := connectBus(addr, busTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("%w: session bus: %w", ErrNoTray, err)
 	}
@@ -63,6 +61,32 @@ func openSession(log *slog.Logger) (session, error) {
 		log.Warn("tray: cannot follow the StatusNotifierWatcher; the icon may not appear if the panel restarts", "err", err)
 	}
 	return s, nil
+}
+
+// connectBus connects, authenticates and says Hello within timeout. The
+// connection's own context must outlive the probe, so a slow bus is left
+// to finish (and is closed) in the background.
+func connectBus(addr string, timeout time.Duration) (*dbus.Conn, error) {
+	type result struct {
+		conn *dbus.Conn
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := dbus.Connect(addr)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.conn, r.err
+	case <-time.After(timeout):
+		go func() {
+			if r := <-ch; r.conn != nil {
+				r.conn.Close()
+			}
+		}()
+		return nil, fmt.Errorf("no answer in %v", timeout)
+	}
 }
 
 // startNative starts systray on an external loop: on Linux systray needs no

@@ -1,0 +1,528 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// needBus skips without a session bus and gives the tray a display value
+// (the tray checks one is set; these tests draw nothing).
+func needBus(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		t.Skip("no session bus: run under dbus-run-session -- go test ./ui/ (scripts/test does)")
+	}
+	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		t.Setenv("DISPLAY", ":99")
+	}
+}
+
+func busConn(t *testing.T) *dbus.Conn {
+	t.Helper()
+	c, err := dbus.ConnectSessionBus()
+	if err != nil {
+		t.Fatalf("connect to the session bus: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestTrayNoSession(t *testing.T) {
+	tests := []struct {
+		name, display, bus, want string
+	}{
+		{"no display", "", "unix:path=/nonexistent/bus", "no display"},
+		{"no bus address", ":99", "", "no session bus"},
+		{"bus not reachable", ":99", "unix:path=" + t.TempDir() + "/no-bus", "session bus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("DISPLAY", tt.display)
+			t.Setenv("WAYLAND_DISPLAY", "")
+			t.Setenv("DBUS_SESSION_BUS_ADDRESS", tt.bus)
+			start := time.Now()
+			stop, err := StartTray(context.Background(), newFakeBackend(), TrayOptions{})
+			if err == nil {
+				stop()
+				t.Fatal("StartTray: got no error, want one")
+			}
+			if !errors.Is(err, ErrNoTray) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("StartTray: got %q, want ErrNoTray saying %q", err, tt.want)
+			}
+			if d := time.Since(start); d > 3*time.Second {
+				t.Errorf("StartTray took %v to fail; want it fast", d)
+			}
+		})
+	}
+}
+
+// menuEntry is one com.canonical.dbusmenu item as a host sees it.
+type menuEntry struct {
+	ID      int32
+	Label   string
+	Type    string
+	Enabled bool
+	Visible bool
+	Toggle  int32
+}
+
+// getLayout calls GetLayout(0, -1, []) and flattens the root's children.
+func getLayout(t *testing.T, menu dbus.BusObject) []menuEntry {
+	t.Helper()
+	var rev uint32
+	var root []any
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := menu.CallWithContext(ctx, "com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{}).Store(&rev, &root); err != nil {
+		t.Fatalf("GetLayout: %v", err)
+	}
+	var out []menuEntry
+	for _, c := range root[2].([]dbus.Variant) {
+		node := c.Value().([]any)
+		props := node[1].(map[string]dbus.Variant)
+		e := menuEntry{ID: node[0].(int32), Enabled: true, Visible: true}
+		if v, ok := props["label"]; ok {
+			e.Label = v.Value().(string)
+		}
+		if v, ok := props["type"]; ok {
+			e.Type = v.Value().(string)
+		}
+		if v, ok := props["enabled"]; ok {
+			e.Enabled = v.Value().(bool)
+		}
+		if v, ok := props["visible"]; ok {
+			e.Visible = v.Value().(bool)
+		}
+		if v, ok := props["toggle-state"]; ok {
+			e.Toggle = v.Value().(int32)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// shown is the visible entries as "label" or "label [disabled]", with
+// separators as "---".
+func shown(entries []menuEntry) []string {
+	var out []string
+	for _, e := range entries {
+		switch {
+		case !e.Visible:
+		case e.Type == "separator":
+			out = append(out, "---")
+		case !e.Enabled:
+			out = append(out, e.Label+" [disabled]")
+		default:
+			out = append(out, e.Label)
+		}
+	}
+	return out
+}
+
+// find returns the id of the n-th visible entry labelled label after the
+// entry whose label starts with after.
+func find(t *testing.T, entries []menuEntry, after, label string) int32 {
+	t.Helper()
+	seen := after == ""
+	for _, e := range entries {
+		if !e.Visible {
+			continue
+		}
+		if !seen && strings.HasPrefix(e.Label, after) {
+			seen = true
+			continue
+		}
+		if seen && e.Label == label {
+			return e.ID
+		}
+	}
+	t.Fatalf("no visible %q after %q in menu %q", label, after, shown(entries))
+	return 0
+}
+
+func click(t *testing.T, menu dbus.BusObject, id int32) {
+	t.Helper()
+	if err := menu.Call("com.canonical.dbusmenu.Event", 0, id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix())).Err; err != nil {
+		t.Fatalf("Event clicked %d: %v", id, err)
+	}
+}
+
+// waitMenu polls GetLayout until cond holds.
+func waitMenu(t *testing.T, menu dbus.BusObject, what string, cond func([]menuEntry) bool) []menuEntry {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l := getLayout(t, menu)
+		if cond(l) {
+			return l
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for the menu: %s; menu is %q", what, shown(l))
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+func has(want string) func([]menuEntry) bool {
+	return func(l []menuEntry) bool { return slices.Contains(shown(l), want) }
+}
+
+// fakeNotifications owns org.freedesktop.Notifications on the test bus.
+type fakeNotifications struct {
+	mu    sync.Mutex // guards calls
+	calls []string   // summaries
+}
+
+func (n *fakeNotifications) Notify(app string, replaces uint32, icon, summary, body string, actions []string, hints map[string]dbus.Variant, timeout int32) (uint32, *dbus.Error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.calls = append(n.calls, summary)
+	return uint32(len(n.calls)), nil
+}
+
+func (n *fakeNotifications) summaries() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.calls)
+}
+
+// fakeWatcher owns org.kde.StatusNotifierWatcher on the test bus.
+type fakeWatcher struct {
+	mu    sync.Mutex // guards items
+	items []string   // "sender service"
+}
+
+func (w *fakeWatcher) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.items = append(w.items, string(sender)+" "+service)
+	return nil
+}
+
+func (w *fakeWatcher) registered() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.items)
+}
+
+type fakeAutostart struct {
+	mu   sync.Mutex // guards on, sets
+	on   bool
+	sets []bool
+}
+
+func (a *fakeAutostart) Enabled() (bool, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.on, nil
+}
+
+func (a *fakeAutostart) SetEnabled(on bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.on = on
+	a.sets = append(a.sets, on)
+	return nil
+}
+
+var _ AutostartControl = (*fakeAutostart)(nil)
+
+// recorder collects strings from callbacks.
+type recorder struct {
+	mu  sync.Mutex // guards got
+	got []string
+}
+
+func (r *recorder) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, s)
+}
+
+func (r *recorder) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+func own(t *testing.T, c *dbus.Conn, name string) {
+	t.Helper()
+	reply, err := c.RequestName(name, dbus.NameFlagDoNotQueue)
+	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own %s: reply %v, err %v", name, reply, err)
+	}
+}
+
+// pixmap converts an embedded icon the way a tray host receives it (ARGB32,
+// network byte order) so the test can tell which icon is shown.
+func pixmap(t *testing.T, s iconState) []byte {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(iconBytes(s)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	out := make([]byte, 0, b.Dx()*b.Dy()*4)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, a := img.At(x, y).RGBA()
+			out = append(out, byte(a), byte(r), byte(g), byte(bl))
+		}
+	}
+	_ = image.Point{}
+	return out
+}
+
+func iconShown(t *testing.T, item dbus.BusObject) []byte {
+	t.Helper()
+	v, err := item.GetProperty("org.kde.StatusNotifierItem.IconPixmap")
+	if err != nil {
+		t.Fatalf("get IconPixmap: %v", err)
+	}
+	px := v.Value().([][]any)
+	if len(px) != 1 {
+		t.Fatalf("IconPixmap: got %d images, want 1", len(px))
+	}
+	return px[0][2].([]byte)
+}
+
+func tooltipShown(t *testing.T, item dbus.BusObject) string {
+	t.Helper()
+	v, err := item.GetProperty("org.kde.StatusNotifierItem.ToolTip")
+	if err != nil {
+		t.Fatalf("get ToolTip: %v", err)
+	}
+	return v.Value().([]any)[2].(string)
+}
+
+// TestTrayOverDBus starts the real tray against a fake Backend and drives
+// its menu over D-Bus the way a panel does. systray is one per process, so
+// this is one test with steps.
+func TestTrayOverDBus(t *testing.T) {
+	needBus(t)
+	client := busConn(t)
+
+	notes := &fakeNotifications{}
+	nconn := busConn(t)
+	if err := nconn.Export(notes, notifierPath, notifierName); err != nil {
+		t.Fatal(err)
+	}
+	own(t, nconn, notifierName)
+
+	tok := func(a *ipc.AccountStatus) {
+		a.Tokens = []ipc.CachedToken{{Audience: "nextcloud", ExpiresAt: testNow.Add(4*time.Minute + 10*time.Second)}}
+	}
+	work := acct("work", stateSignedIn, tok)
+	home := acct("home", stateNeedsLogin, func(a *ipc.AccountStatus) { a.User = "bob"; a.LastError = "idp_error: invalid_grant" })
+	lab := acct("lab", stateOffline, func(a *ipc.AccountStatus) {
+		a.Server = "https://lab.example.org"
+		a.LastError = "dial tcp: lookup lab.example.org: no such host"
+	})
+	b := newFakeBackend(work, home, lab)
+
+	opened, quits := &recorder{}, &recorder{}
+	auto := &fakeAutostart{}
+	logs := &syncBuffer{}
+	stop, err := StartTray(context.Background(), b, TrayOptions{
+		Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OpenURL:     func(u string) error { opened.add(u); return nil },
+		Autostart:   auto,
+		SetupPage:   func(context.Context) (string, error) { return "http://127.0.0.1:1/?token=one-time", nil },
+		Quit:        func() { quits.add("quit") },
+		Now:         func() time.Time { return testNow },
+		MaxAccounts: 4,
+	})
+	if err != nil {
+		t.Fatalf("StartTray: %v", err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+
+	// A panel finds the item by its bus name; no watcher is on this bus.
+	itemName := fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", os.Getpid())
+	waitFor(t, "the tray owns "+itemName, func() bool {
+		var ok bool
+		client.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, itemName).Store(&ok)
+		return ok
+	})
+	var watcherUp bool
+	client.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, watcherName).Store(&watcherUp)
+	if watcherUp {
+		t.Fatal("a StatusNotifierWatcher is already on the test bus; want a private bus without one")
+	}
+	item := client.Object(itemName, "/StatusNotifierItem")
+	mv, err := item.GetProperty("org.kde.StatusNotifierItem.Menu")
+	if err != nil {
+		t.Fatalf("get Menu property: %v", err)
+	}
+	menu := client.Object(itemName, mv.Value().(dbus.ObjectPath))
+
+	t.Run("menu without a watcher", func(t *testing.T) {
+		l := waitMenu(t, menu, "work's token text", has("work — alice@cloud.example.com — signed in, token valid 4 min [disabled]"))
+		want := []string{
+			"work — alice@cloud.example.com — signed in, token valid 4 min [disabled]",
+			"Revoke access…",
+			"Open Nextcloud",
+			"home — bob@cloud.example.com — needs sign-in (sign-in expired) [disabled]",
+			"Sign in again…",
+			"Revoke access…",
+			"Open Nextcloud",
+			"lab — alice@lab.example.org — offline (server not found) [disabled]",
+			"Revoke access…",
+			"Open Nextcloud",
+			"---",
+			"Add account…",
+			"Start at login",
+			"---",
+			"Quit",
+		}
+		if got := shown(l); !slices.Equal(got, want) {
+			t.Errorf("menu:\n got %q\nwant %q", got, want)
+		}
+		if got := tooltipShown(t, item); got != "ncagent: home needs sign-in" {
+			t.Errorf("tooltip: got %q, want %q", got, "ncagent: home needs sign-in")
+		}
+		if !bytes.Equal(iconShown(t, item), pixmap(t, iconAttention)) {
+			t.Errorf("icon: want the attention icon")
+		}
+	})
+
+	t.Run("revoke", func(t *testing.T) {
+		click(t, menu, find(t, getLayout(t, menu), "work —", "Revoke access…"))
+		waitFor(t, "Revoke called", func() bool { _, r := b.calls(); return len(r) == 1 })
+		if _, r := b.calls(); r[0].Account != "work" {
+			t.Errorf("Revoke account: got %q, want %q", r[0].Account, "work")
+		}
+		b.setAccount(acct("work", stateSignedOut))
+		l := waitMenu(t, menu, "work signed out", has("work — alice@cloud.example.com — signed out [disabled]"))
+		find(t, l, "work —", "Sign in…")
+		waitFor(t, "revoke notification", func() bool { return slices.Contains(notes.summaries(), "ncagent: access for work revoked") })
+	})
+
+	t.Run("sign in again", func(t *testing.T) {
+		release := make(chan struct{})
+		b.mu.Lock()
+		b.loginFn = func(ctx context.Context, req ipc.LoginRequest, progress func(ipc.LoginEvent)) (ipc.LoginEvent, error) {
+			progress(ipc.LoginEvent{Type: "open_url", URL: "https://cloud.example.com/login"})
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ipc.LoginEvent{}, ctx.Err()
+			}
+			b.setAccount(acct("home", stateSignedIn, func(a *ipc.AccountStatus) { a.User = "bob" }))
+			return ipc.LoginEvent{Type: "done", Account: req.Account, User: "bob"}, nil
+		}
+		b.mu.Unlock()
+		click(t, menu, find(t, getLayout(t, menu), "home —", "Sign in again…"))
+		waitMenu(t, menu, "home signing in", has("home — bob@cloud.example.com — signing in… [disabled]"))
+		logins, _ := b.calls()
+		if len(logins) != 1 || logins[0].Account != "home" || !logins[0].OpenBrowser {
+			t.Fatalf("Login calls: got %+v, want one for home with OpenBrowser", logins)
+		}
+		close(release)
+		waitMenu(t, menu, "home signed in", has("home — bob@cloud.example.com — signed in [disabled]"))
+	})
+
+	t.Run("needs-login notifies once", func(t *testing.T) {
+		b.setAccount(acct("lab", stateNeedsLogin, func(a *ipc.AccountStatus) { a.Server = "https://lab.example.org" }))
+		waitFor(t, "lab notification", func() bool { return slices.Contains(notes.summaries(), "ncagent: lab needs sign-in") })
+		b.setAccount(acct("lab", stateNeedsLogin, func(a *ipc.AccountStatus) { a.Server = "https://lab.example.org"; a.LastError = "again" }))
+		waitMenu(t, menu, "lab's new error", has("lab — alice@lab.example.org — needs sign-in (again) [disabled]"))
+		n := 0
+		for _, s := range notes.summaries() {
+			if s == "ncagent: lab needs sign-in" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("lab needs-login notifications: got %d, want 1", n)
+		}
+		if got := tooltipShown(t, item); !strings.Contains(got, "need sign-in") {
+			t.Errorf("tooltip: got %q, want it to say who needs sign-in", got)
+		}
+	})
+
+	t.Run("open, add, autostart, quit", func(t *testing.T) {
+		l := getLayout(t, menu)
+		click(t, menu, find(t, l, "lab —", "Open Nextcloud"))
+		click(t, menu, find(t, l, "", "Add account…"))
+		waitFor(t, "two URLs opened", func() bool { return len(opened.list()) == 2 })
+		got := opened.list()
+		slices.Sort(got)
+		want := []string{"http://127.0.0.1:1/?token=one-time", "https://lab.example.org"}
+		if !slices.Equal(got, want) {
+			t.Errorf("opened: got %q, want %q", got, want)
+		}
+		click(t, menu, find(t, l, "", "Start at login"))
+		waitMenu(t, menu, "Start at login checked", func(l []menuEntry) bool {
+			for _, e := range l {
+				if e.Label == "Start at login" {
+					return e.Toggle == 1
+				}
+			}
+			return false
+		})
+		click(t, menu, find(t, l, "", "Quit"))
+		waitFor(t, "Quit called", func() bool { return len(quits.list()) == 1 })
+	})
+
+	t.Run("registers when a watcher appears", func(t *testing.T) {
+		w := &fakeWatcher{}
+		wconn := busConn(t)
+		if err := wconn.Export(w, watcherPath, watcherName); err != nil {
+			t.Fatal(err)
+		}
+		own(t, wconn, watcherName)
+		waitFor(t, "RegisterStatusNotifierItem", func() bool { return len(w.registered()) > 0 })
+		t.Logf("registered: %q", w.registered())
+		var owner string
+		if err := client.BusObject().Call("org.freedesktop.DBus.GetNameOwner", 0, itemName).Store(&owner); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range w.registered() {
+			sender, service, _ := strings.Cut(r, " ")
+			if service != itemName && !(service == "/StatusNotifierItem" && sender == owner) {
+				t.Errorf("registered %q from %s; want %s or /StatusNotifierItem from %s", service, sender, itemName, owner)
+			}
+		}
+	})
+
+	t.Run("stop", func(t *testing.T) {
+		done := make(chan struct{})
+		go func() { stop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("stop did not return")
+		}
+		stopped = true
+		stop() // twice is fine
+		waitFor(t, "the item leaves the bus", func() bool {
+			var ok bool
+			client.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, itemName).Store(&ok)
+			return !ok
+		})
+		if s := logs.String(); strings.Contains(s, "one-time") || strings.Contains(s, "panic") {
+			t.Errorf("tray logs show a token or a panic:\n%s", s)
+		}
+	})
+}

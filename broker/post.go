@@ -171,7 +171,7 @@ func clean(s string, n int) string {
 		return r
 	}, s)
 	if len(s) > n {
-		s = s[:n] + "…"
+		s = strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
 }

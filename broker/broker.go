@@ -14,6 +14,16 @@
 //     degraded and retries; the old token is never used again;
 //   - invalid_grant re-reads the Store once, then moves the account to
 //     needs-login and purges its cached tokens.
+//
+// Two choices beyond those rules:
+//   - a refresh call already sent is not cancelled when its caller's
+//     context ends: the caller gets an error (or a still-valid cached
+//     token) at once, and the call finishes in the background (bounded by
+//     30s) holding the chain, so a refresh token the IdP rotated is never
+//     lost;
+//   - an account whose Store has no secret on first use is signed-out (not
+//     needs-login); its requests fail with an error wrapping both
+//     ErrNeedsLogin and ErrSignedOut.
 package broker
 
 import (

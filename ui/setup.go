@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ncagent/ncagent/ipc"
 )
@@ -259,7 +261,9 @@ func (s *SetupServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on our own form posts, and the origin check needs it.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cache-Control", "no-store")
 
 	s.mu.Lock()
@@ -555,11 +559,11 @@ func progressData(a *attempt) pageData {
 		d.Title = "Signed in"
 		d.Success = true
 		d.User = a.result.User
-		d.Message = a.result.Message
+		d.Message = sentence(a.result.Message)
 	default:
 		d.Title = "Sign-in did not finish"
 		d.Failed = true
-		d.Message = errorText(a.err)
+		d.Message = sentence(errorText(a.err))
 		d.Next = nextStep(a.err)
 	}
 	return d
@@ -603,4 +607,14 @@ func sameString(a, b string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// sentence capitalises the first letter of an agent message for the page
+// (agent messages are lowercase, CLI style).
+func sentence(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if n == 0 {
+		return s
+	}
+	return string(unicode.ToUpper(r)) + s[n:]
 }

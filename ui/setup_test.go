@@ -382,7 +382,7 @@ func TestSetupProgress(t *testing.T) {
 	release <- nil
 	waitFor(t, "success shown", func() bool {
 		_, body := f.do(t, "GET", "/progress?id=1", "", cookie, nil, nil)
-		return strings.Contains(body, "signed in to https://cloud.example.com as alice")
+		return strings.Contains(body, "Signed in to https://cloud.example.com as alice")
 	})
 	select {
 	case <-f.srv.Done():
@@ -411,7 +411,7 @@ func TestSetupFailureSaysWhatNext(t *testing.T) {
 			f.do(t, "POST", "/login", "", cookie, validForm(f.csrf(t, cookie)), nil)
 			waitFor(t, "failure shown", func() bool {
 				_, body := f.do(t, "GET", "/progress?id=1", "", cookie, nil, nil)
-				return strings.Contains(body, tt.err.(*ipc.Error).Message) && strings.Contains(body, tt.want)
+				return strings.Contains(body, sentence(tt.err.(*ipc.Error).Message)) && strings.Contains(body, tt.want)
 			})
 			_, body := f.do(t, "GET", "/?retry=1", "", cookie, nil, nil)
 			if !strings.Contains(body, `value="https://cloud.example.com"`) {

@@ -161,6 +161,7 @@ func startChromium(t *testing.T) *cdp {
 		"--disable-domain-reliability", "--disable-breakpad", "--metrics-recording-only",
 		"--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
 		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+		"--password-store=basic", "--use-mock-keychain", // never touch the test keyring
 		"--hide-scrollbars", "--force-color-profile=srgb", "--lang=en-US",
 		"about:blank",
 	)

@@ -18,6 +18,7 @@ const (
 	notifierName = "org.freedesktop.Notifications"
 	notifierPath = "/org/freedesktop/Notifications"
 	busTimeout   = 5 * time.Second
+	itemPath     = "/StatusNotifierItem" // where systray exports the item
 )
 
 // session is the desktop around the tray: on Linux a private session bus
@@ -135,13 +136,18 @@ func (s *linuxSession) watchWatcher() error {
 	return nil
 }
 
-// register registers systray's item with the watcher by its bus name, the
-// form the StatusNotifierItem spec gives for RegisterStatusNotifierItem.
+// register registers systray's item with the watcher exactly as systray
+// does: the item's path, sent from systray's own connection (the shared
+// session bus connection), so that a watcher sees one item, not two.
 func (s *linuxSession) register() {
 	ctx, cancel := context.WithTimeout(context.Background(), busTimeout)
 	defer cancel()
-	item := fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", os.Getpid()) // the name systray owns
-	call := s.conn.Object(watcherName, watcherPath).CallWithContext(ctx, watcherName+".RegisterStatusNotifierItem", 0, item)
+	conn, err := dbus.SessionBus() // systray's connection while the tray runs
+	if err != nil {
+		s.log.Warn("tray: register with the StatusNotifierWatcher", "err", err)
+		return
+	}
+	call := conn.Object(watcherName, watcherPath).CallWithContext(ctx, watcherName+".RegisterStatusNotifierItem", 0, itemPath)
 	if call.Err != nil {
 		s.log.Warn("tray: register with the StatusNotifierWatcher", "err", call.Err)
 		return

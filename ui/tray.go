@@ -95,11 +95,11 @@ func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), e
 			t.mu.Unlock()
 			t.wg.Wait()
 			t.setup.close()
+			sess.close() // first: it must not register again once systray's connection closes
 			func() {
 				defer t.recoverPanic("quit systray")
 				end()
 			}()
-			sess.close()
 		})
 	}
 	go func() { // the agent stopping removes the icon too

@@ -33,13 +33,13 @@ var trayStarted atomic.Bool
 // waits for the tray's goroutines and the sign-ins it started.
 func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), err error) {
 	opts.defaults()
-	if !trayStarted.CompareAndSwap(false, true) {
-		return nil, fmt.Errorf("%w: the tray already ran in this process", ErrNoTray)
-	}
 	sess, err := openSession(opts.Logger)
 	if err != nil {
-		trayStarted.Store(false) // nothing of systray was touched
 		return nil, err
+	}
+	if !trayStarted.CompareAndSwap(false, true) {
+		sess.close()
+		return nil, fmt.Errorf("%w: the tray already ran in this process", ErrNoTray)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	t := &tray{
@@ -55,6 +55,7 @@ func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), e
 		last:   map[string]string{},
 		setup:  &setupLauncher{b: b, log: opts.Logger},
 	}
+	t.autoStale.Store(true)
 	if opts.SetupPage != nil {
 		t.setupURL = opts.SetupPage
 	} else {
@@ -131,6 +132,7 @@ type tray struct {
 	autoOn bool              // the Start at login state last read
 
 	// Only the loop goroutine (and onReady before it) touch these.
+	autoStale atomic.Bool       // Start at login must be read again
 	last      map[string]string // last state seen per account, for notifications
 	info      *item
 	groups    []*itemGroup
@@ -367,7 +369,8 @@ func (t *tray) refresh() {
 	}
 	t.mu.Unlock()
 	v := buildView(st, err, busy, t.opts.Now(), len(t.groups))
-	if t.autostart != nil {
+	if t.autostart != nil && t.autoStale.Swap(false) {
+		// Read at start and after a toggle only: it may run systemctl.
 		on, aerr := t.opts.Autostart.Enabled()
 		if aerr != nil {
 			t.log.Warn("tray: read start at login", "err", aerr)
@@ -573,6 +576,7 @@ func (t *tray) toggleAutostart() {
 			t.log.Warn("tray: set start at login", "on", on, "err", err)
 			t.sess.notify(ctx, "autostart", "ncagent: could not change Start at login", errorText(err))
 		}
+		t.autoStale.Store(true)
 		t.refreshNow()
 	})
 }

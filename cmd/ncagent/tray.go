@@ -7,14 +7,19 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/ncagent/ncagent/agent"
+	"github.com/ncagent/ncagent/packaging"
 	"github.com/ncagent/ncagent/ui"
 )
 
 func init() {
 	trayStarter = func(ctx context.Context, a *agent.Agent, log *slog.Logger) (func(), error) {
 		opts := ui.TrayOptions{Logger: log, OpenURL: agent.OpenURL}
+		if env, err := packaging.NewEnv(os.Getenv); err == nil {
+			opts.Autostart = trayAutostart{env}
+		}
 		if runtime.GOOS != "windows" { // no self-interrupt there; stop the agent from a terminal
 			opts.Quit = func() {
 				// The run verb's signal context stops the agent cleanly.
@@ -27,4 +32,26 @@ func init() {
 		}
 		return ui.StartTray(ctx, a, opts)
 	}
+}
+
+// trayAutostart backs the tray's Start at login item with the autostart
+// verb's packaging calls.
+type trayAutostart struct{ env packaging.Env }
+
+func (t trayAutostart) Enabled() (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := packaging.Status(ctx, t.env)
+	return st.Enabled, err
+}
+
+func (t trayAutostart) SetEnabled(on bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	do := packaging.Disable
+	if on {
+		do = packaging.Enable
+	}
+	_, err := do(ctx, t.env, false)
+	return err
 }

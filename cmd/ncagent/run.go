@@ -20,7 +20,8 @@ func init() {
 
 // trayStarter starts the tray for a running agent; set by tray.go on
 // platforms and builds that have one. It returns a function that stops it.
-var trayStarter func(ctx context.Context, a *agent.Agent, log *slog.Logger) (stop func(), err error)
+// quit stops the agent as SIGINT would (the tray's Quit item).
+var trayStarter func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (stop func(), err error)
 
 func runAgent(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "run", "", `Run the agent in the foreground: it owns every account's refresh chain and
@@ -83,8 +84,10 @@ agent then serves on it instead of creating its own.`)
 	}
 	log.Info("agent started", "version", broker.Version, "pid", os.Getpid(), "socket", path, "config", *configPath)
 
+	ctx, quit := context.WithCancel(ctx)
+	defer quit()
 	if !*headless && trayStarter != nil {
-		if stop, err := trayStarter(ctx, a, log); err != nil {
+		if stop, err := trayStarter(ctx, a, log, quit); err != nil {
 			log.Info("tray not started", "reason", err.Error())
 		} else {
 			defer stop()

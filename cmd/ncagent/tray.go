@@ -6,7 +6,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/ncagent/ncagent/agent"
@@ -15,21 +14,12 @@ import (
 )
 
 func init() {
-	trayStarter = func(ctx context.Context, a *agent.Agent, log *slog.Logger) (func(), error) {
+	trayStarter = func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (func(), error) {
 		opts := ui.TrayOptions{Logger: log, OpenURL: agent.OpenURL}
 		if env, err := packaging.NewEnv(os.Getenv); err == nil {
 			opts.Autostart = trayAutostart{env}
 		}
-		if runtime.GOOS != "windows" { // no self-interrupt there; stop the agent from a terminal
-			opts.Quit = func() {
-				// The run verb's signal context stops the agent cleanly.
-				if p, err := os.FindProcess(os.Getpid()); err == nil {
-					if err := p.Signal(os.Interrupt); err != nil {
-						log.Warn("tray: quit", "err", err)
-					}
-				}
-			}
-		}
+		opts.Quit = quit // ends the run verb's context: the agent stops cleanly
 		return ui.StartTray(ctx, a, opts)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,7 +109,11 @@ client_id = "ncagent"
 				}
 			}
 			e.Setenv("NCAGENT_CONFIG", cfgPath)
-			e.Setenv("NCAGENT_SOCKET", filepath.Join(sockDir, "agent.sock"))
+			socket := filepath.Join(sockDir, "agent.sock")
+			// An agent a script started on demand is detached: stop it
+			// even when the script failed before it could.
+			e.Defer(func() { stopAgentAt(socket) })
+			e.Setenv("NCAGENT_SOCKET", socket)
 			e.Setenv("NCAGENT_KEYRING_SERVICE", service)
 			e.Setenv("NCAGENT_NO_START", "1")
 			e.Setenv("ISSUER", idp.Issuer())
@@ -119,6 +124,7 @@ client_id = "ncagent"
 			"exitcode":   cmdExitCode,
 			"waitagent":  cmdWaitAgent,
 			"secretfree": cmdSecretFree,
+			"stopagent":  cmdStopAgent,
 		},
 	})
 }
@@ -185,5 +191,40 @@ func cmdSecretFree(ts *testscript.TestScript, neg bool, args []string) {
 		if len(tok) >= 8 && strings.Contains(data, tok) {
 			ts.Fatalf("%s holds secret #%d", args[0], i)
 		}
+	}
+}
+
+// cmdStopAgent stops the agent answering on $NCAGENT_SOCKET with SIGTERM
+// and waits until its socket is gone.
+func cmdStopAgent(ts *testscript.TestScript, neg bool, args []string) {
+	if err := stopAgentAt(ts.Getenv("NCAGENT_SOCKET")); err != nil {
+		ts.Fatalf("stopagent: %v", err)
+	}
+}
+
+// stopAgentAt sends SIGTERM to the agent answering on socket and waits up
+// to 5s for its socket to go away.
+func stopAgentAt(socket string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := ipc.NewClient(socket).Status(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := os.FindProcess(st.PID)
+	if err != nil {
+		return err
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	for {
+		if _, err := os.Stat(socket); os.IsNotExist(err) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("the agent did not stop within 5s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -144,22 +144,22 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 2)
 	go func() { errc <- a.broker.Run(ctx) }()
 	go func() { errc <- srv.Run(ctx, ln) }()
+	// Wait for both: the server's return is what removes the socket, so
+	// returning early would leave it behind for a moment.
+	var errs []error
+	pending := 2
 	select {
 	case <-ctx.Done():
 	case <-a.closeCh:
 	case err := <-errc:
-		if err != nil {
-			cancel()
-			<-errc
-			return err
-		}
+		pending--
+		errs = append(errs, err)
 	}
 	cancel()
-	err1, err2 := <-errc, error(nil)
-	if len(errc) > 0 {
-		err2 = <-errc
+	for ; pending > 0; pending-- {
+		errs = append(errs, <-errc)
 	}
-	return errors.Join(err1, err2)
+	return errors.Join(errs...)
 }
 
 // Close stops Run. It is safe to call more than once.

@@ -110,13 +110,17 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 			a.unlock()
 		}
 	}()
-	if !force {
-		a.mu.RLock()
-		t, ok := a.lookup(aud, scopes, need, b.now())
-		a.mu.RUnlock()
-		if ok {
-			return t, nil // another caller refreshed while we waited
-		}
+	a.mu.RLock()
+	now := b.now()
+	t, ok := a.lookup(aud, scopes, need, now)
+	if force {
+		// A keep-alive is due no longer when a caller refreshed the chain
+		// while it waited.
+		ok = ok && !a.nextKeep.IsZero() && now.Before(a.nextKeep)
+	}
+	a.mu.RUnlock()
+	if ok {
+		return t, nil // another caller refreshed while we waited
 	}
 	b.flushSecret(a)
 	secret, cfg, err := b.loadSecret(a)

@@ -176,10 +176,16 @@ func (b *Broker) clientFor(caPEM []byte) (*http.Client, error) {
 	return c, nil
 }
 
-// checkEndpointURL accepts https URLs, and http URLs on a loopback host
-// (local test servers, a Nextcloud on the same machine). Secrets are never
-// sent in clear text over a network.
-func checkEndpointURL(what, raw string) error {
+// checkEndpointURL is CheckEndpointURL, by the name the broker's own
+// callers use.
+func checkEndpointURL(what, raw string) error { return CheckEndpointURL(what, raw) }
+
+// CheckEndpointURL accepts https URLs, and http URLs on a loopback host
+// (local test servers, a Nextcloud on the same machine): check every URL a
+// credential is sent to with it, so that no secret travels in clear text
+// over a network. what names the URL in the error; the error quotes the
+// URL without query or user info, unless it does not parse at all.
+func CheckEndpointURL(what, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("%s %q: %w", what, raw, err)

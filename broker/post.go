@@ -27,8 +27,9 @@ func (e *transientError) Unwrap() error { return e.err }
 
 // tokenResponse is a successful token endpoint response
 // (https://www.rfc-editor.org/rfc/rfc6749#section-5.1,
-// https://www.rfc-editor.org/rfc/rfc8693#section-2.2.1). AccessToken and
-// RefreshToken are secrets.
+// https://www.rfc-editor.org/rfc/rfc8693#section-2.2.1,
+// https://openid.net/specs/openid-connect-core-1_0.html#TokenResponse).
+// AccessToken, RefreshToken and IDToken are secrets.
 type tokenResponse struct {
 	AccessToken      string  `json:"access_token"`
 	TokenType        string  `json:"token_type"`
@@ -37,6 +38,7 @@ type tokenResponse struct {
 	RefreshExpiresIn seconds `json:"refresh_expires_in"` // Keycloak and others
 	Scope            string  `json:"scope"`
 	IssuedTokenType  string  `json:"issued_token_type"`
+	IDToken          string  `json:"id_token"`
 }
 
 // seconds decodes a JSON number or a numeric string (some IdPs quote it).
@@ -149,21 +151,26 @@ func parseIdPError(op string, status int, body []byte, form url.Values) *IdPErro
 	json.Unmarshal(body, &e) // a non-JSON body leaves both empty
 	// Scrub first, then clean and bound: truncation must not leave part of
 	// a secret behind.
-	for _, k := range []string{"refresh_token", "subject_token", "actor_token", "client_secret", "token"} {
+	for _, k := range []string{"refresh_token", "subject_token", "actor_token", "client_secret", "token", "code", "code_verifier", "device_code"} {
 		if v := form.Get(k); len(v) >= 4 {
 			e.Error = strings.ReplaceAll(e.Error, v, redacted)
 			e.Description = strings.ReplaceAll(e.Description, v, redacted)
 		}
 	}
-	ie := &IdPError{Op: op, StatusCode: status, Code: clean(e.Error, 64), Description: clean(e.Description, 300)}
+	ie := &IdPError{Op: op, StatusCode: status, Code: Printable(e.Error, 64), Description: Printable(e.Description, 300)}
 	if ie.Code == "" {
 		ie.Code = "http_" + strconv.Itoa(status)
 	}
 	return ie
 }
 
-// clean drops control characters and bounds s to n bytes.
-func clean(s string, n int) string {
+// clean is Printable, by the name the broker's own callers use.
+func clean(s string, n int) string { return Printable(s, n) }
+
+// Printable returns s without control characters, cut to at most n bytes
+// on a rune boundary (an ellipsis marks a cut). Use it on anything a server
+// sent before quoting it in a message or showing it to the user.
+func Printable(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return -1

@@ -29,7 +29,8 @@ var defaultAlgs = []string{
 // IPC layer refuses larger bodies anyway.
 const maxSubjectToken = 64 << 10
 
-// subjectPolicy is what a JWT subject token must satisfy.
+// subjectPolicy is what a JWT must satisfy: a subject token, or, with
+// kind set, another kind of token (an ID token).
 type subjectPolicy struct {
 	// Issuer must equal the token's "iss" exactly. Required.
 	Issuer string
@@ -42,7 +43,41 @@ type subjectPolicy struct {
 	Algs []string
 	// Leeway is the clock skew tolerated for exp, nbf and iat.
 	Leeway time.Duration
+
+	// kind names the token in errors and gives the sentinel rejections
+	// wrap; the zero value means subjectTokenKind.
+	kind jwtKind
 }
+
+// jwtKind is what a verified JWT is for.
+type jwtKind struct {
+	name   string // "subject token", "id token": names the token in errors
+	reject error  // wrapped by every rejection: ErrSubjectToken, ErrIDToken
+}
+
+var (
+	subjectTokenKind = jwtKind{name: "subject token", reject: ErrSubjectToken}
+	idTokenKind      = jwtKind{name: "id token", reject: ErrIDToken}
+)
+
+// claimSet is what a verified token's payload is decoded into: the
+// registered claims plus whatever the caller reads.
+type claimSet interface {
+	jwt.Claims
+	registered() *jwt.RegisteredClaims
+}
+
+// subjectClaims are the claims read from a subject token.
+type subjectClaims struct{ jwt.RegisteredClaims }
+
+func (c *subjectClaims) registered() *jwt.RegisteredClaims { return &c.RegisteredClaims }
+
+// keyFault is a reason found during key lookup to reject a token (a header
+// the verifier does not support); explainRejection wraps it with the
+// kind's sentinel.
+type keyFault string
+
+func (f keyFault) Error() string { return string(f) }
 
 // errNoKey is reported by the key lookup when the JWKS has no key the token
 // could have been signed with.
@@ -63,12 +98,29 @@ var errNoKey = errors.New("no matching key")
 // waiting yields an error wrapping ctx.Err(). No error ever contains the
 // token or key material. verify is safe for concurrent use.
 func (c *jwksCache) verify(ctx context.Context, token string, p subjectPolicy) (subject string, err error) {
+	var claims subjectClaims
+	if err := c.verifyClaims(ctx, token, p, &claims); err != nil {
+		return "", err
+	}
+	return claims.Subject, nil
+}
+
+// verifyClaims checks token as verify describes, for the kind of token
+// p.kind names (rejections wrap p.kind.reject), and decodes its payload
+// into claims. A claim of claims' own fields that has the wrong JSON type
+// makes the token malformed.
+func (c *jwksCache) verifyClaims(ctx context.Context, token string, p subjectPolicy, claims claimSet) error {
+	kind := p.kind
+	if kind.reject == nil {
+		kind = subjectTokenKind
+	}
+	reject := kind.reject
 	if p.Issuer == "" {
-		return "", fmt.Errorf("%w: no issuer configured to check iss against", ErrSubjectToken)
+		return fmt.Errorf("%w: no issuer configured to check iss against", reject)
 	}
 	auds := slices.DeleteFunc(slices.Clone(p.Audiences), func(a string) bool { return a == "" })
 	if len(auds) == 0 {
-		return "", fmt.Errorf("%w: no accepted audience configured", ErrSubjectToken)
+		return fmt.Errorf("%w: no accepted audience configured", reject)
 	}
 	algs := p.Algs
 	if len(algs) == 0 {
@@ -78,10 +130,10 @@ func (c *jwksCache) verify(ctx context.Context, token string, p subjectPolicy) (
 	// check, so the intersection is never allowed to be empty.
 	algs = slices.DeleteFunc(slices.Clone(algs), func(a string) bool { return !slices.Contains(defaultAlgs, a) })
 	if len(algs) == 0 {
-		return "", fmt.Errorf("%w: no supported algorithm allowed by the configuration", ErrSubjectToken)
+		return fmt.Errorf("%w: no supported algorithm allowed by the configuration", reject)
 	}
 	if len(token) > maxSubjectToken {
-		return "", fmt.Errorf("%w: token larger than %d bytes", ErrSubjectToken, maxSubjectToken)
+		return fmt.Errorf("%w: token larger than %d bytes", reject, maxSubjectToken)
 	}
 	leeway := max(p.Leeway, 0)
 
@@ -116,18 +168,19 @@ func (c *jwksCache) verify(ctx context.Context, token string, p subjectPolicy) (
 		keyErr = err
 		return k, err
 	}
-	var claims jwt.RegisteredClaims
-	tok, err := parser.ParseWithClaims(token, &claims, keyfunc)
+	tok, err := parser.ParseWithClaims(token, claims, keyfunc)
 	if err != nil {
-		return "", explainRejection(tok, &claims, algs, keyErr, err)
+		return explainRejection(kind, tok, claims.registered(), algs, keyErr, err)
 	}
 	// RFC 8693 §2.1 (https://www.rfc-editor.org/rfc/rfc8693#section-2.1):
 	// the subject token "represents the identity of the party on behalf
 	// of whom the request is being made"; a token naming nobody is refused.
-	if claims.Subject == "" {
-		return "", fmt.Errorf("%w: sub claim missing", ErrSubjectToken)
+	// An ID token's sub is REQUIRED as well
+	// (https://openid.net/specs/openid-connect-core-1_0.html#IDToken).
+	if claims.registered().Subject == "" {
+		return fmt.Errorf("%w: sub claim missing", reject)
 	}
-	return claims.Subject, nil
+	return nil
 }
 
 // keyFor returns the key (or jwt.VerificationKeySet) that may verify t. It
@@ -137,7 +190,7 @@ func (c *jwksCache) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	// "If any of the listed extension Header Parameters are not understood
 	// and supported by the recipient, then the JWS is invalid." None are.
 	if _, ok := t.Header["crit"]; ok {
-		return nil, fmt.Errorf("%w: crit header not supported", ErrSubjectToken)
+		return nil, keyFault("crit header not supported")
 	}
 	alg := t.Method.Alg()
 	// RFC 7515 §4.1.4 (https://www.rfc-editor.org/rfc/rfc7515#section-4.1.4):
@@ -148,7 +201,7 @@ func (c *jwksCache) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	if hasKid {
 		s, ok := rawKid.(string)
 		if !ok {
-			return nil, fmt.Errorf("%w: kid header is not a string", ErrSubjectToken)
+			return nil, keyFault("kid header is not a string")
 		}
 		kid = s
 	}
@@ -206,32 +259,32 @@ func matchKeys(set []jsonWebKey, hasKid bool, kid, alg string) (match []jwt.Veri
 }
 
 // explainRejection turns a jwt parse error into an error wrapping
-// ErrSubjectToken that names the failed checks, or returns the key lookup's
-// own error when it was a fetch fault. The token's content never enters the
+// kind.reject that names the failed checks, or returns the key lookup's own
+// error when it was a fetch fault. The token's content never enters the
 // message, except an allow-listed-shape alg name.
-func explainRejection(tok *jwt.Token, claims *jwt.RegisteredClaims, algs []string, keyErr, err error) error {
+func explainRejection(kind jwtKind, tok *jwt.Token, claims *jwt.RegisteredClaims, algs []string, keyErr, err error) error {
+	reject := kind.reject
 	if keyErr != nil {
+		var kf keyFault
 		switch {
-		case errors.Is(keyErr, ErrSubjectToken):
-			return keyErr
-		case errors.Is(keyErr, errNoKey):
-			return fmt.Errorf("%w: %w", ErrSubjectToken, keyErr)
+		case errors.As(keyErr, &kf), errors.Is(keyErr, errNoKey):
+			return fmt.Errorf("%w: %w", reject, keyErr)
 		default: // fetch fault or ctx end: not the token's fault
-			return fmt.Errorf("verify subject token: %w", keyErr)
+			return fmt.Errorf("verify %s: %w", kind.name, keyErr)
 		}
 	}
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
-		return fmt.Errorf("%w: malformed token", ErrSubjectToken)
+		return fmt.Errorf("%w: malformed token", reject)
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return fmt.Errorf("%w: alg header missing or unknown", ErrSubjectToken)
+		return fmt.Errorf("%w: alg header missing or unknown", reject)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		if tok != nil && tok.Method != nil && !slices.Contains(algs, tok.Method.Alg()) {
 			// tok.Method is one of the library's registered methods, so
 			// its name is a short constant, not token content.
-			return fmt.Errorf("%w: algorithm %s not allowed", ErrSubjectToken, tok.Method.Alg())
+			return fmt.Errorf("%w: algorithm %s not allowed", reject, tok.Method.Alg())
 		}
-		return fmt.Errorf("%w: signature invalid", ErrSubjectToken)
+		return fmt.Errorf("%w: signature invalid", reject)
 	}
 	var reasons []string
 	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) {
@@ -263,7 +316,7 @@ func explainRejection(tok *jwt.Token, claims *jwt.RegisteredClaims, algs []strin
 	if len(reasons) == 0 {
 		reasons = append(reasons, "invalid claims")
 	}
-	return fmt.Errorf("%w: %s", ErrSubjectToken, strings.Join(reasons, ", "))
+	return fmt.Errorf("%w: %s", reject, strings.Join(reasons, ", "))
 }
 
 // looksLikeJWT reports whether token has the compact JWS shape

@@ -13,9 +13,10 @@ import (
 	"image/draw"
 	"image/png"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,7 @@ import (
 	"github.com/ncagent/ncagent/ipc"
 )
 
-var updateScreenshots = flag.Bool("update-screenshots", false, "write docs/setup-page.png from the Chromium test")
+var updateScreenshots = flag.Bool("update-screenshots", false, "write docs/setup-page.png from the real-agent Chromium test")
 
 // cdp is a minimal Chrome DevTools Protocol client over
 // --remote-debugging-pipe: NUL-terminated JSON messages, commands on the
@@ -73,9 +74,16 @@ func newCDP(w io.Writer, r io.Reader) *cdp {
 }
 
 // call sends one command (to a page when session is set) and decodes the
-// result into out.
+// result into out. It fails t on any error.
 func (c *cdp) call(t *testing.T, session, method string, params any, out any) {
 	t.Helper()
+	if err := c.do(session, method, params, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// do is call for any goroutine: it returns the error.
+func (c *cdp) do(session, method string, params any, out any) error {
 	c.mu.Lock()
 	c.nextID++
 	id := c.nextID
@@ -88,20 +96,57 @@ func (c *cdp) call(t *testing.T, session, method string, params any, out any) {
 	}
 	b, _ := json.Marshal(msg)
 	if _, err := c.w.Write(append(b, 0)); err != nil {
-		t.Fatalf("cdp %s: write: %v", method, err)
+		return fmt.Errorf("cdp %s: write: %w", method, err)
 	}
 	select {
 	case r := <-ch:
 		if r.Error != nil {
-			t.Fatalf("cdp %s: %s", method, r.Error.Message)
+			return fmt.Errorf("cdp %s: %s", method, r.Error.Message)
 		}
 		if out != nil {
 			if err := json.Unmarshal(r.Result, out); err != nil {
-				t.Fatalf("cdp %s: decode: %v", method, err)
+				return fmt.Errorf("cdp %s: decode: %w", method, err)
 			}
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("cdp %s: no answer", method)
+		return nil
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("cdp %s: no answer in 30s", method)
+	}
+}
+
+// openTab opens url in a new tab, 760×820 CSS pixels in light mode, and
+// returns the tab's session.
+func (c *cdp) openTab(t *testing.T, url string) string {
+	t.Helper()
+	var target struct {
+		TargetID string `json:"targetId"`
+	}
+	c.call(t, "", "Target.createTarget", map[string]any{"url": "about:blank"}, &target)
+	var att struct {
+		SessionID string `json:"sessionId"`
+	}
+	c.call(t, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att)
+	sess := att.SessionID
+	c.call(t, sess, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 760, "height": 820, "deviceScaleFactor": 1, "mobile": false}, nil)
+	c.call(t, sess, "Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": "light"}}}, nil)
+	c.call(t, sess, "Page.enable", nil, nil)
+	c.call(t, sess, "Page.navigate", map[string]any{"url": url}, nil)
+	return sess
+}
+
+// waitEval evaluates expr in the tab until its value contains want.
+func (c *cdp) waitEval(t *testing.T, session, what, expr, want string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		got := c.eval(t, session, expr)
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: got %q, want it to contain %q", what, got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -136,7 +181,8 @@ func (c *cdp) screenshot(t *testing.T, session string) image.Image {
 }
 
 // startChromium runs headless Chromium with a DevTools pipe and nothing
-// that reaches the network: every host name but 127.0.0.1 fails to resolve.
+// that reaches the network: every host name but 127.0.0.1 and localhost
+// (where the agent's sign-in redirect lands) fails to resolve.
 func startChromium(t *testing.T) *cdp {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
@@ -160,7 +206,7 @@ func startChromium(t *testing.T) *cdp {
 		"--no-default-browser-check", "--disable-extensions", "--disable-default-apps",
 		"--disable-domain-reliability", "--disable-breakpad", "--metrics-recording-only",
 		"--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication",
-		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
 		"--password-store=basic", "--use-mock-keychain", // never touch the test keyring
 		"--hide-scrollbars", "--force-color-profile=srgb", "--lang=en-US",
 		"about:blank",
@@ -209,55 +255,9 @@ func TestSetupPageInChromium(t *testing.T) {
 	defer s.Close()
 
 	c := startChromium(t)
-	var target struct {
-		TargetID string `json:"targetId"`
-	}
-	c.call(t, "", "Target.createTarget", map[string]any{"url": "about:blank"}, &target)
-	var att struct {
-		SessionID string `json:"sessionId"`
-	}
-	c.call(t, "", "Target.attachToTarget", map[string]any{"targetId": target.TargetID, "flatten": true}, &att)
-	sess := att.SessionID
-	c.call(t, sess, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 760, "height": 820, "deviceScaleFactor": 1, "mobile": false}, nil)
-	c.call(t, sess, "Emulation.setEmulatedMedia", map[string]any{"features": []map[string]string{{"name": "prefers-color-scheme", "value": "light"}}}, nil)
-	c.call(t, sess, "Page.enable", nil, nil)
-	c.call(t, sess, "Page.navigate", map[string]any{"url": link}, nil)
-
-	waitEval := func(what, expr, want string) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			got := c.eval(t, sess, expr)
-			if strings.Contains(got, want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s: got %q, want it to contain %q", what, got, want)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	// The token was exchanged for a cookie and left the address bar.
-	waitEval("the form", `document.readyState + " " + location.href + " " + !!document.getElementById("server")`, "complete")
-	if got := c.eval(t, sess, "location.href"); strings.Contains(got, "token=") {
-		t.Errorf("address after the exchange: got %q, want no token in it", got)
-	}
-	if got := c.eval(t, sess, "document.cookie"); got != "" {
-		t.Errorf("document.cookie: got %q, want the session cookie hidden from scripts (HttpOnly)", got)
-	}
-	c.eval(t, sess, `(() => {
-		document.getElementById("server").value = "https://cloud.example.com";
-		document.getElementById("account").value = "work";
-		document.getElementById("method").value = "auto";
-		return "ok";
-	})()`)
-	form := c.screenshot(t, sess)
-	c.eval(t, sess, `document.getElementById("submit").click(), "ok"`)
-
-	waitEval("progress page", `location.pathname + " " + document.body.innerText`, "/progress")
-	waitEval("success", `document.getElementById("result") && document.getElementById("result").innerText`,
-		"Signed in to https://cloud.example.com as alice")
-	done := c.screenshot(t, sess)
+	sess := enterSetupPage(t, c, link)
+	submitSetupForm(t, c, sess, map[string]string{"server": "https://cloud.example.com", "account": "work", "method": "auto"})
+	c.waitEval(t, sess, "success", resultText, "Signed in to https://cloud.example.com as alice")
 
 	logins, _ := b.calls()
 	if len(logins) != 1 {
@@ -266,15 +266,42 @@ func TestSetupPageInChromium(t *testing.T) {
 	if got := logins[0]; got.Account != "work" || got.Server != "https://cloud.example.com" || got.Method != "" || !got.OpenBrowser {
 		t.Errorf("Login request: got %+v, want account work, server https://cloud.example.com, automatic method, OpenBrowser", got)
 	}
+}
 
-	out := filepath.Join(t.TempDir(), "setup-page.png")
-	if *updateScreenshots {
-		out = filepath.Join("..", "docs", "setup-page.png")
+// resultText is the setup page's result line, once it shows one.
+const resultText = `document.getElementById("result") && document.getElementById("result").innerText`
+
+// enterSetupPage opens the setup page's one-time link in a new tab and
+// waits for the form. The token must have been exchanged for a cookie
+// that scripts cannot read, and have left the address bar.
+func enterSetupPage(t *testing.T, c *cdp, link string) (session string) {
+	t.Helper()
+	sess := c.openTab(t, link)
+	c.waitEval(t, sess, "the form", `document.readyState + " " + !!document.getElementById("server")`, "complete true")
+	if got := c.eval(t, sess, "location.href"); strings.Contains(got, "token=") {
+		t.Errorf("address after the exchange: got %q, want no token in it", got)
 	}
-	if err := writeSideBySide(out, form, done); err != nil {
-		t.Fatal(err)
+	if got := c.eval(t, sess, "document.cookie"); got != "" {
+		t.Errorf("document.cookie: got %q, want the session cookie hidden from scripts (HttpOnly)", got)
 	}
-	t.Logf("screenshot: %s", out)
+	return sess
+}
+
+// submitSetupForm fills the form's fields by element id, submits it and
+// waits for the progress page. It returns a screenshot of the filled form.
+func submitSetupForm(t *testing.T, c *cdp, sess string, fields map[string]string) image.Image {
+	t.Helper()
+	for _, id := range slices.Sorted(maps.Keys(fields)) {
+		idJS, _ := json.Marshal(id)
+		valJS, _ := json.Marshal(fields[id])
+		if got := c.eval(t, sess, fmt.Sprintf(`(() => { const e = document.getElementById(%s); if (!e) return "missing"; e.value = %s; return e.value; })()`, idJS, valJS)); got != fields[id] {
+			t.Fatalf("form field %s: got %q, want %q", id, got, fields[id])
+		}
+	}
+	shot := c.screenshot(t, sess)
+	c.eval(t, sess, `document.getElementById("submit").click(), "ok"`)
+	c.waitEval(t, sess, "the progress page", `location.pathname + " " + document.body.innerText`, "/progress")
+	return shot
 }
 
 // writeSideBySide saves two screenshots next to each other.

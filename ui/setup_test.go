@@ -461,10 +461,10 @@ func TestSetupIdleWaitsForSignIn(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 5 seconds.
+// waitFor polls cond for up to waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for: %s", what)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"image"
 	"image/png"
 	"log/slog"
@@ -166,7 +165,7 @@ func click(t *testing.T, menu dbus.BusObject, id int32) {
 // waitMenu polls GetLayout until cond holds.
 func waitMenu(t *testing.T, menu dbus.BusObject, what string, cond func([]menuEntry) bool) []menuEntry {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for {
 		l := getLayout(t, menu)
 		if cond(l) {
@@ -316,8 +315,8 @@ func tooltipShown(t *testing.T, item dbus.BusObject) string {
 // this is one test with steps.
 func TestTrayOverDBus(t *testing.T) {
 	needBus(t)
-	if trayStarted.Load() {
-		t.Skip("systray runs once per process: run this test with -count=1")
+	if inOwnProcess(t) {
+		return
 	}
 	client := busConn(t)
 
@@ -362,24 +361,11 @@ func TestTrayOverDBus(t *testing.T) {
 	}()
 
 	// A panel finds the item by its bus name; no watcher is on this bus.
-	itemName := fmt.Sprintf("org.kde.StatusNotifierItem-%d-1", os.Getpid())
-	waitFor(t, "the tray owns "+itemName, func() bool {
-		var ok bool
-		client.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, itemName).Store(&ok)
-		return ok
-	})
-	var watcherUp bool
-	client.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, watcherName).Store(&watcherUp)
-	if watcherUp {
+	itemName := trayItemName(os.Getpid())
+	menu, item := trayMenu(t, client, os.Getpid())
+	if hasOwner(client, watcherName) {
 		t.Fatal("a StatusNotifierWatcher is already on the test bus; want a private bus without one")
 	}
-	item := client.Object(itemName, "/StatusNotifierItem")
-	mv, err := item.GetProperty("org.kde.StatusNotifierItem.Menu")
-	if err != nil {
-		t.Fatalf("get Menu property: %v", err)
-	}
-	menu := client.Object(itemName, mv.Value().(dbus.ObjectPath))
-	syncFirstLayout(t, menu)
 
 	t.Run("menu without a watcher", func(t *testing.T) {
 		l := waitMenu(t, menu, "work's token text", has("work — alice@cloud.example.com — signed in, token valid 4 min [disabled]"))
@@ -517,16 +503,12 @@ func TestTrayOverDBus(t *testing.T) {
 		go func() { stop(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(waitTimeout):
 			t.Fatal("stop did not return")
 		}
 		stopped = true
 		stop() // twice is fine
-		waitFor(t, "the item leaves the bus", func() bool {
-			var ok bool
-			client.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, itemName).Store(&ok)
-			return !ok
-		})
+		waitFor(t, "the item leaves the bus", func() bool { return !hasOwner(client, itemName) })
 		if s := logs.String(); strings.Contains(s, "one-time") || strings.Contains(s, "panic") {
 			t.Errorf("tray logs show a token or a panic:\n%s", s)
 		}

@@ -1,7 +1,10 @@
 package agent
 
 // Sign-in flows: the common request and result types, their sentinel errors,
-// ID token verification and the choice of a method for a bare --server.
+// the step common to the OpenID Connect flows (token response to result)
+// and the choice of a method for a bare --server. The protocol requests
+// themselves (token requests, device authorization, ID token and userinfo
+// checks, discovery) go through package broker.
 // The flows themselves live in signin_browser.go (RFC 8252 authorization
 // code + PKCE), signin_device.go (RFC 8628 device authorization grant) and
 // signin_loginflow.go (Nextcloud Login Flow v2 app passwords).
@@ -12,30 +15,18 @@ package agent
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/ipc"
@@ -77,7 +68,8 @@ var (
 	ErrSignInState = errors.New("sign-in response failed the state, nonce or issuer check (a possible attack; nothing was kept)")
 	// ErrIDToken: the ID token failed verification (signature, issuer,
 	// audience, expiry). Usually a misconfigured issuer URL or client id.
-	ErrIDToken = errors.New("id token rejected")
+	// It is broker.ErrIDToken.
+	ErrIDToken = broker.ErrIDToken
 	// ErrNoBrowser: OpenURL found no way to open a browser here.
 	ErrNoBrowser = errors.New("no way to open a browser")
 )
@@ -107,6 +99,11 @@ type signInRequest struct {
 	// hostname names this machine in the Login Flow v2 User-Agent;
 	// default os.Hostname.
 	hostname func() (string, error)
+	// idp makes the OpenID Connect protocol requests (token requests,
+	// device authorization, ID token and userinfo checks): a Broker of
+	// this sign-in's own, using HTTP and Now, so that nothing (discovery,
+	// keys) is kept from one sign-in to the next. Set by withDefaults.
+	idp *broker.Broker
 }
 
 // signInResult is a successful sign-in. Secret and Initial are secrets: the
@@ -159,6 +156,7 @@ func (r signInRequest) withDefaults(defTimeout time.Duration) (signInRequest, er
 			r.ClientAuth = broker.ClientAuthBasic
 		}
 	}
+	r.idp = broker.New(broker.Options{HTTPClient: r.HTTP, Now: r.Now})
 	return r, nil
 }
 
@@ -219,7 +217,7 @@ func equalSecret(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// maxResponseBytes bounds every response body read from an IdP or server.
+// maxResponseBytes bounds every response body read from a Nextcloud server.
 const maxResponseBytes = 1 << 20
 
 // readBody reads at most maxResponseBytes of resp's body.
@@ -234,38 +232,6 @@ func readBody(resp *http.Response) ([]byte, error) {
 	return b, nil
 }
 
-// idpError builds a *broker.IdPError from an OAuth 2.0 error response body
-// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2). A body that is not
-// such an error gives code "server_error" with the HTTP status. The body
-// itself never goes into the error.
-func idpError(op string, status int, body []byte) *broker.IdPError {
-	var e struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	_ = json.Unmarshal(body, &e)
-	if e.Error == "" {
-		e.Error = "server_error"
-		e.Description = fmt.Sprintf("unexpected answer (HTTP %d)", status)
-	}
-	return &broker.IdPError{Op: op, StatusCode: status, Code: e.Error, Description: printable(e.Description, 300)}
-}
-
-// printable trims s to at most n bytes of printable text, for messages that
-// quote what a server said.
-func printable(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return s
-}
-
 // unavailable wraps a transport error of op as broker.ErrUnavailable.
 // Transport errors name the URL (never a query: no secret travels in one
 // here) but never a body.
@@ -273,84 +239,39 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, broker.ErrUnavailable, err)
 }
 
-// setClientAuth authenticates a token-endpoint style request as r's client
-// (https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1): client_secret_basic
-// puts the form-urlencoded id and secret in HTTP Basic; client_secret_post
-// and public clients send client_id (and client_secret) in the form.
-func setClientAuth(req *http.Request, form url.Values, r signInRequest) {
-	switch r.ClientAuth {
-	case broker.ClientAuthBasic:
-		req.SetBasicAuth(url.QueryEscape(r.ClientID), url.QueryEscape(r.ClientSecret.Reveal()))
-	case broker.ClientAuthPost:
-		form.Set("client_id", r.ClientID)
-		form.Set("client_secret", r.ClientSecret.Reveal())
-	default:
-		form.Set("client_id", r.ClientID)
+// account is the account being signed in as the broker's protocol calls
+// want it: the client, and the endpoints already discovered as overrides,
+// so that the broker does not discover them again.
+func (r signInRequest) account() broker.Account {
+	md := r.Metadata
+	return broker.Account{
+		Name:         r.Account,
+		Kind:         broker.KindOIDC,
+		Server:       r.Server,
+		Issuer:       r.issuer(),
+		ClientID:     r.ClientID,
+		ClientSecret: r.ClientSecret,
+		ClientAuth:   r.ClientAuth,
+		Endpoints: broker.Endpoints{
+			Authorization:       md.AuthorizationEndpoint,
+			Token:               md.TokenEndpoint,
+			Revocation:          md.RevocationEndpoint,
+			JWKS:                md.JWKSURI,
+			DeviceAuthorization: md.DeviceAuthorizationEndpoint,
+			Userinfo:            md.UserinfoEndpoint,
+		},
 	}
-}
-
-// postForm POSTs form to endpoint as r's client and returns the status and
-// body. It authenticates the client with setClientAuth.
-func postForm(ctx context.Context, r signInRequest, endpoint string, form url.Values, clientAuth bool) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	if clientAuth {
-		setClientAuth(req, form, r)
-	}
-	body := form.Encode()
-	req.Body = io.NopCloser(strings.NewReader(body))
-	req.ContentLength = int64(len(body))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.HTTP.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := readBody(resp)
-	if err != nil {
-		return resp.StatusCode, nil, err
-	}
-	return resp.StatusCode, b, nil
-}
-
-// tokenResponse is a successful token endpoint response
-// (https://www.rfc-editor.org/rfc/rfc6749#section-5.1) with the OpenID
-// Connect id_token and Keycloak's refresh_expires_in.
-type tokenResponse struct {
-	AccessToken      string      `json:"access_token"`
-	TokenType        string      `json:"token_type"`
-	RefreshToken     string      `json:"refresh_token"`
-	ExpiresIn        json.Number `json:"expires_in"`
-	RefreshExpiresIn json.Number `json:"refresh_expires_in"`
-	Scope            string      `json:"scope"`
-	IDToken          string      `json:"id_token"`
-}
-
-// seconds returns n as whole seconds, 0 when absent or not a positive number.
-func seconds(n json.Number) int64 {
-	f, err := n.Float64()
-	if err != nil || f <= 0 || f > 1<<40 {
-		return 0
-	}
-	return int64(f)
 }
 
 // finishOIDC turns a token response into a signInResult: it verifies the
 // ID token (required when nonce is set, and then its nonce must match),
 // insists on a refresh token, and fills user and scope details.
-func finishOIDC(ctx context.Context, r signInRequest, tr tokenResponse, nonce string, op string) (signInResult, error) {
-	if tr.AccessToken == "" {
-		return signInResult{}, fmt.Errorf("%s: token response carries no access_token", op)
-	}
+func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, nonce string, op string) (signInResult, error) {
 	now := r.Now()
-	var claims idClaims
+	var claims broker.IDClaims
 	switch {
 	case tr.IDToken != "":
-		c, err := verifyIDToken(ctx, r, tr.IDToken, nonce)
+		c, err := verifyIDToken(ctx, r, tr.IDToken.Reveal(), nonce)
 		if err != nil {
 			return signInResult{}, fmt.Errorf("%s: %w", op, err)
 		}
@@ -360,8 +281,10 @@ func finishOIDC(ctx context.Context, r signInRequest, tr tokenResponse, nonce st
 		// a successful token response to an openid request carries an
 		// id_token. Without it the nonce cannot be checked.
 		return signInResult{}, fmt.Errorf("%s: token response carries no id_token, so the nonce cannot be checked: %w", op, ErrSignInState)
-	default:
-		c, err := userinfo(ctx, r, tr.AccessToken)
+	case r.Metadata.UserinfoEndpoint != "":
+		// Without an ID token, ask who the access token belongs to;
+		// without a userinfo endpoint the user stays unknown.
+		c, err := r.idp.Userinfo(ctx, r.account(), tr.AccessToken)
 		if err != nil {
 			return signInResult{}, fmt.Errorf("%s: %w", op, err)
 		}
@@ -370,7 +293,7 @@ func finishOIDC(ctx context.Context, r signInRequest, tr tokenResponse, nonce st
 	if tr.RefreshToken == "" {
 		return signInResult{}, fmt.Errorf("%s: %w: allow offline access (offline_access) for client %q", op, ErrNoRefreshToken, r.ClientID)
 	}
-	granted := strings.Fields(tr.Scope)
+	granted := tr.Scopes
 	if len(granted) == 0 {
 		// https://www.rfc-editor.org/rfc/rfc6749#section-5.1: scope is
 		// "OPTIONAL, if identical to the scope requested by the client".
@@ -386,7 +309,7 @@ func finishOIDC(ctx context.Context, r signInRequest, tr tokenResponse, nonce st
 	}
 	res := signInResult{
 		Kind:        broker.KindOIDC,
-		Secret:      broker.Secret(tr.RefreshToken),
+		Secret:      tr.RefreshToken,
 		Server:      r.Server,
 		Issuer:      r.issuer(),
 		Username:    username,
@@ -396,296 +319,31 @@ func finishOIDC(ctx context.Context, r signInRequest, tr tokenResponse, nonce st
 		Initial: &broker.Token{
 			Account:     r.Account,
 			TokenType:   tokenType,
-			AccessToken: broker.Secret(tr.AccessToken),
+			AccessToken: tr.AccessToken,
 			Scopes:      granted,
 			Username:    username,
 			Server:      r.Server,
 		},
 	}
-	if s := seconds(tr.ExpiresIn); s > 0 {
-		res.Initial.Expiry = now.Add(time.Duration(s) * time.Second)
+	if tr.ExpiresIn > 0 {
+		res.Initial.Expiry = now.Add(tr.ExpiresIn)
 	}
-	if s := seconds(tr.RefreshExpiresIn); s > 0 {
-		res.RefreshExpiry = now.Add(time.Duration(s) * time.Second)
+	if tr.RefreshExpiresIn > 0 {
+		res.RefreshExpiry = now.Add(tr.RefreshExpiresIn)
 	}
 	return res, nil
 }
 
-// idClaims are the ID token claims the agent uses.
-type idClaims struct {
-	Subject           string
-	PreferredUsername string
-	Name              string
-}
-
-// allowedIDTokenAlgs are the ID token signature algorithms accepted:
-// asymmetric only. "none" and HMAC (keyed with the client secret, which a
-// public client does not have) are refused.
-var allowedIDTokenAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-
-// idTokenLeeway is the clock skew tolerated on exp, iat and nbf.
-const idTokenLeeway = time.Minute
-
-// verifyIDToken checks an ID token as
-// https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation
-// asks: the signature against the issuer's JWKS with an asymmetric
-// algorithm, iss equal to the issuer, aud containing the client id (azp,
-// when present, equal to it), exp in the future. When nonce is not empty
-// the token's nonce must equal it ("If a nonce value was sent in the
-// Authentication Request, a nonce Claim MUST be present and its value
-// checked to verify that it is the same value as the one that was sent");
-// a missing or different nonce is ErrSignInState. Other failures wrap
-// ErrIDToken.
-func verifyIDToken(ctx context.Context, r signInRequest, raw, nonce string) (idClaims, error) {
-	var keys []jwk
-	var keysErr error
-	fetched := false
-	keyfunc := func(t *jwt.Token) (any, error) {
-		if !fetched {
-			fetched = true
-			keys, keysErr = fetchJWKS(ctx, r)
-		}
-		if keysErr != nil {
-			return nil, keysErr
-		}
-		kid, _ := t.Header["kid"].(string)
-		return pickKey(keys, kid, t.Method.Alg())
+// verifyIDToken checks an ID token with broker.VerifyIDToken (signature,
+// iss, aud, azp, exp, and the nonce when not empty). A missing or
+// different nonce wraps ErrSignInState as well: the answer may belong to
+// another sign-in. Other failures wrap ErrIDToken.
+func verifyIDToken(ctx context.Context, r signInRequest, raw, nonce string) (broker.IDClaims, error) {
+	c, err := r.idp.VerifyIDToken(ctx, r.account(), raw, nonce)
+	if errors.Is(err, broker.ErrNonce) {
+		return broker.IDClaims{}, fmt.Errorf("%w: %w", err, ErrSignInState)
 	}
-	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, keyfunc,
-		jwt.WithValidMethods(allowedIDTokenAlgs),
-		jwt.WithIssuer(r.issuer()),
-		jwt.WithAudience(r.ClientID),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(idTokenLeeway),
-		jwt.WithTimeFunc(r.Now),
-	)
-	if err != nil {
-		if keysErr != nil {
-			return idClaims{}, fmt.Errorf("verify id token: %w", keysErr)
-		}
-		// jwt/v5 errors name the failed check, never the token or a claim value.
-		return idClaims{}, fmt.Errorf("verify id token: %w: %w", ErrIDToken, err)
-	}
-	// https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation
-	// "If an azp (authorized party) Claim is present, the Client SHOULD
-	// verify that its client_id is the Claim Value."
-	if azp, ok := claims["azp"].(string); ok && azp != "" && azp != r.ClientID {
-		return idClaims{}, fmt.Errorf("verify id token: %w: authorized party (azp) is not client %q", ErrIDToken, r.ClientID)
-	}
-	if nonce != "" {
-		got, _ := claims["nonce"].(string)
-		switch {
-		case got == "":
-			return idClaims{}, fmt.Errorf("verify id token: no nonce: %w", ErrSignInState)
-		case !equalSecret(got, nonce):
-			return idClaims{}, fmt.Errorf("verify id token: nonce does not match this sign-in: %w", ErrSignInState)
-		}
-	}
-	var c idClaims
-	c.Subject, _ = claims["sub"].(string)
-	c.PreferredUsername, _ = claims["preferred_username"].(string)
-	c.Name, _ = claims["name"].(string)
-	if c.Subject == "" {
-		return idClaims{}, fmt.Errorf("verify id token: %w: no subject (sub)", ErrIDToken)
-	}
-	return c, nil
-}
-
-// jwk is one JSON Web Key (https://www.rfc-editor.org/rfc/rfc7517) in
-// parsed form.
-type jwk struct {
-	kid, use, alg string
-	key           crypto.PublicKey
-}
-
-// fetchJWKS fetches and parses the issuer's JSON Web Key Set. Keys of
-// unknown types are skipped.
-func fetchJWKS(ctx context.Context, r signInRequest) ([]jwk, error) {
-	if r.Metadata.JWKSURI == "" {
-		return nil, errors.New("jwks: the issuer's metadata names no jwks_uri")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Metadata.JWKSURI, nil)
-	if err != nil {
-		return nil, fmt.Errorf("jwks: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.HTTP.Do(req)
-	if err != nil {
-		return nil, unavailable("jwks", err)
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp)
-	if err != nil {
-		return nil, fmt.Errorf("jwks: read %s: %w", r.Metadata.JWKSURI, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks: GET %s: HTTP %d", r.Metadata.JWKSURI, resp.StatusCode)
-	}
-	return parseJWKS(body)
-}
-
-// parseJWKS parses a JWK Set document. RSA keys of at least 2048 bits, EC
-// keys on P-256, P-384 and P-521, and Ed25519 keys are kept; others are
-// skipped. A document with no usable key is an error.
-func parseJWKS(body []byte) ([]jwk, error) {
-	var set struct {
-		Keys []struct {
-			Kty string `json:"kty"`
-			Kid string `json:"kid"`
-			Use string `json:"use"`
-			Alg string `json:"alg"`
-			Crv string `json:"crv"`
-			N   string `json:"n"`
-			E   string `json:"e"`
-			X   string `json:"x"`
-			Y   string `json:"y"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, fmt.Errorf("jwks: decode: %w", err)
-	}
-	b64 := base64.RawURLEncoding
-	var keys []jwk
-	for _, k := range set.Keys {
-		var pub crypto.PublicKey
-		switch k.Kty {
-		case "RSA":
-			n, err1 := b64.DecodeString(k.N)
-			e, err2 := b64.DecodeString(k.E)
-			if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
-				continue
-			}
-			exp := new(big.Int).SetBytes(e)
-			mod := new(big.Int).SetBytes(n)
-			if mod.BitLen() < 2048 || exp.Int64() < 3 {
-				continue
-			}
-			pub = &rsa.PublicKey{N: mod, E: int(exp.Int64())}
-		case "EC":
-			var curve elliptic.Curve
-			switch k.Crv {
-			case "P-256":
-				curve = elliptic.P256()
-			case "P-384":
-				curve = elliptic.P384()
-			case "P-521":
-				curve = elliptic.P521()
-			default:
-				continue
-			}
-			size := (curve.Params().BitSize + 7) / 8
-			x, err1 := b64.DecodeString(k.X)
-			y, err2 := b64.DecodeString(k.Y)
-			if err1 != nil || err2 != nil || len(x) != size || len(y) != size {
-				continue
-			}
-			p, err := ecdsa.ParseUncompressedPublicKey(curve, slices.Concat([]byte{4}, x, y))
-			if err != nil {
-				continue // not on the curve
-			}
-			pub = p
-		case "OKP":
-			x, err := b64.DecodeString(k.X)
-			if k.Crv != "Ed25519" || err != nil || len(x) != ed25519.PublicKeySize {
-				continue
-			}
-			pub = ed25519.PublicKey(x)
-		default:
-			continue
-		}
-		keys = append(keys, jwk{kid: k.Kid, use: k.Use, alg: k.Alg, key: pub})
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("jwks: no usable signing key")
-	}
-	return keys, nil
-}
-
-// pickKey returns the signing key for a token with key id kid and
-// algorithm alg: the key with that kid, or without a kid the only key of a
-// type fitting alg.
-func pickKey(keys []jwk, kid, alg string) (any, error) {
-	var found []jwk
-	for _, k := range keys {
-		if k.use != "" && k.use != "sig" {
-			continue
-		}
-		if k.alg != "" && k.alg != alg {
-			continue
-		}
-		if !keyFits(k.key, alg) {
-			continue
-		}
-		if kid != "" && k.kid != kid {
-			continue
-		}
-		found = append(found, k)
-	}
-	switch {
-	case len(found) == 1:
-		return found[0].key, nil
-	case len(found) == 0 && kid != "":
-		return nil, fmt.Errorf("%w: no %s key with id %q in the issuer's JWKS", ErrIDToken, alg, kid)
-	case len(found) == 0:
-		return nil, fmt.Errorf("%w: no %s key in the issuer's JWKS", ErrIDToken, alg)
-	}
-	return nil, fmt.Errorf("%w: the token names no key id and the issuer's JWKS has several %s keys", ErrIDToken, alg)
-}
-
-// keyFits reports whether key can verify alg signatures.
-func keyFits(key crypto.PublicKey, alg string) bool {
-	switch key.(type) {
-	case *rsa.PublicKey:
-		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
-	case *ecdsa.PublicKey:
-		return strings.HasPrefix(alg, "ES")
-	case ed25519.PublicKey:
-		return alg == "EdDSA"
-	}
-	return false
-}
-
-// userinfo asks the userinfo endpoint who the access token belongs to
-// (https://openid.net/specs/openid-connect-core-1_0.html#UserInfo); it is
-// used when a token response carries no ID token. Without an endpoint the
-// user stays unknown.
-func userinfo(ctx context.Context, r signInRequest, accessToken string) (idClaims, error) {
-	if r.Metadata.UserinfoEndpoint == "" {
-		return idClaims{}, nil
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Metadata.UserinfoEndpoint, nil)
-	if err != nil {
-		return idClaims{}, fmt.Errorf("userinfo: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+accessToken)
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.HTTP.Do(req)
-	if err != nil {
-		return idClaims{}, unavailable("userinfo", err)
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp)
-	if err != nil {
-		return idClaims{}, fmt.Errorf("userinfo: read: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return idClaims{}, idpError("userinfo", resp.StatusCode, body)
-	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
-		// A signed (application/jwt) userinfo response is not supported.
-		return idClaims{}, fmt.Errorf("userinfo: unexpected content type %q", mt)
-	}
-	var c struct {
-		Sub               string `json:"sub"`
-		PreferredUsername string `json:"preferred_username"`
-		Name              string `json:"name"`
-	}
-	if err := json.Unmarshal(body, &c); err != nil {
-		return idClaims{}, fmt.Errorf("userinfo: decode: %w", err)
-	}
-	return idClaims{Subject: c.Sub, PreferredUsername: c.PreferredUsername, Name: c.Name}, nil
+	return c, err
 }
 
 // discoveryTimeout bounds chooseMethod's discovery request.
@@ -701,8 +359,7 @@ func chooseMethod(ctx context.Context, client *http.Client, server, issuer, clie
 	if base == "" {
 		base = server
 	}
-	where := strings.TrimRight(base, "/") + "/.well-known/openid-configuration"
-	err := probeDiscovery(ctx, client, where)
+	err := probeDiscovery(ctx, client, base)
 	switch {
 	case err == nil && clientID != "":
 		return MethodBrowser, fmt.Sprintf("%s offers OpenID Connect and client %q is configured: signing in through the browser", hostOf(base), clientID)
@@ -710,50 +367,28 @@ func chooseMethod(ctx context.Context, client *http.Client, server, issuer, clie
 		return MethodAppPassword, fmt.Sprintf("%s offers OpenID Connect, but no client id is configured: using a Nextcloud app password (Login Flow v2); "+
 			"for OpenID Connect, register a public client on the server (occ oidc:create ncagent 'http://localhost:*' --type=public) and log in again with --client-id", hostOf(base))
 	}
-	return MethodAppPassword, fmt.Sprintf("no OpenID Connect discovery at %s (%v): using a Nextcloud app password (Login Flow v2), which works on every stock Nextcloud", where, err)
+	return MethodAppPassword, fmt.Sprintf("no OpenID Connect discovery for %s (%v): using a Nextcloud app password (Login Flow v2), which works on every stock Nextcloud", base, err)
 }
 
-// probeDiscovery GETs an OpenID Provider discovery document and checks it
-// names an issuer, an authorization endpoint and a token endpoint.
-func probeDiscovery(ctx context.Context, client *http.Client, where string) error {
-	if client == nil {
-		c, err := broker.NewHTTPClient(broker.HTTPOptions{Timeout: discoveryTimeout})
-		if err != nil {
-			return err
-		}
-		client = c
-	}
+// probeDiscovery checks that issuer publishes a discovery document the
+// broker accepts (the very check the sign-in makes next) that names an
+// authorization endpoint. Its error is short, in words for the user.
+func probeDiscovery(ctx context.Context, client *http.Client, issuer string) error {
 	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, where, nil)
-	if err != nil {
-		return fmt.Errorf("bad url: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return errors.New("no answer in time")
-		}
+	md, err := broker.New(broker.Options{HTTPClient: client}).Discover(ctx, broker.Account{Issuer: issuer})
+	var ue *url.Error
+	switch {
+	case err == nil && md.AuthorizationEndpoint == "":
+		return errors.New("the discovery document names no authorization endpoint")
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ue) && ue.Timeout():
+		return errors.New("no answer in time")
+	case errors.As(err, &ue):
 		return errors.New("server unreachable")
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return errors.New("HTTP " + strconv.Itoa(resp.StatusCode))
-	}
-	body, err := readBody(resp)
-	if err != nil {
-		return err
-	}
-	var md broker.Metadata
-	if err := json.Unmarshal(body, &md); err != nil {
-		return errors.New("not a discovery document")
-	}
-	if md.Issuer == "" || md.AuthorizationEndpoint == "" || md.TokenEndpoint == "" {
-		return errors.New("incomplete discovery document")
-	}
-	return nil
+	return err
 }
 
 // hostOf returns the host of a URL, or the URL itself when it has none.
@@ -762,29 +397,4 @@ func hostOf(raw string) string {
 		return u.Host
 	}
 	return raw
-}
-
-// checkSecureURL accepts https URLs and http URLs on a loopback host:
-// credentials are never sent in clear text over a network.
-func checkSecureURL(what, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	switch {
-	case u.Scheme == "https" && u.Host != "":
-		return nil
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
-		return nil
-	}
-	r := url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}
-	return fmt.Errorf("%s %q: want an https URL (http only on a loopback host)", what, r.String())
-}
-
-func isLoopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	_ "embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -60,7 +59,8 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 	if r.Metadata.AuthorizationEndpoint == "" || r.Metadata.TokenEndpoint == "" {
 		return signInResult{}, errors.New("browser sign-in: the issuer's metadata names no authorization or token endpoint")
 	}
-	if err := checkSecureURL("browser sign-in: token endpoint", r.Metadata.TokenEndpoint); err != nil {
+	// Refuse before the browser is involved; the broker checks again.
+	if err := broker.CheckEndpointURL("browser sign-in: token endpoint", r.Metadata.TokenEndpoint); err != nil {
 		return signInResult{}, err
 	}
 
@@ -84,22 +84,13 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 		verifier: oauth2.GenerateVerifier(),
 		done:     make(chan browserOutcome, 1),
 	}
-	authStyle := oauth2.AuthStyleInParams
-	if r.ClientAuth == broker.ClientAuthBasic {
-		authStyle = oauth2.AuthStyleInHeader
-	}
+	// The authorization request only; the code goes to the token endpoint
+	// through the broker (callback).
 	f.cfg = oauth2.Config{
-		ClientID: r.ClientID,
-		Endpoint: oauth2.Endpoint{
-			AuthURL:   r.Metadata.AuthorizationEndpoint,
-			TokenURL:  r.Metadata.TokenEndpoint,
-			AuthStyle: authStyle,
-		},
+		ClientID:    r.ClientID,
+		Endpoint:    oauth2.Endpoint{AuthURL: r.Metadata.AuthorizationEndpoint},
 		RedirectURL: "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + callbackPath,
 		Scopes:      oidcScopes(r.Scopes),
-	}
-	if r.ClientAuth != broker.ClientAuthNone {
-		f.cfg.ClientSecret = r.ClientSecret.Reveal()
 	}
 
 	srv := &http.Server{
@@ -193,15 +184,15 @@ func isAddrInUse(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "address already in use")
 }
 
-// browserFlow is one browser sign-in: the oauth2 configuration, the
+// browserFlow is one browser sign-in: the authorization request, the
 // per-flow secrets and the callback handler.
 type browserFlow struct {
 	r        signInRequest
 	ctx      context.Context // the flow's context (timeout included)
-	cfg      oauth2.Config
-	state    string // secret: CSRF binding of the authorization response
-	nonce    string // secret: binds the ID token to this request
-	verifier string // secret: PKCE code verifier
+	cfg      oauth2.Config   // builds the authorization URL
+	state    string          // secret: CSRF binding of the authorization response
+	nonce    string          // secret: binds the ID token to this request
+	verifier string          // secret: PKCE code verifier
 
 	claimed atomic.Bool         // set by the first callback, which decides the outcome
 	done    chan browserOutcome // receives exactly one outcome (buffered)
@@ -273,13 +264,14 @@ func (f *browserFlow) callback(q url.Values) (signInResult, error) {
 	// reject authorization responses without the iss parameter".
 	if iss, ok := q["iss"]; ok {
 		if len(iss) != 1 || iss[0] != f.r.issuer() {
-			return signInResult{}, fmt.Errorf("browser sign-in: the authorization response comes from issuer %q, not %q: %w", printable(strings.Join(iss, " "), 200), f.r.issuer(), ErrSignInState)
+			return signInResult{}, fmt.Errorf("browser sign-in: the authorization response comes from issuer %q, not %q: %w", broker.Printable(strings.Join(iss, " "), 200), f.r.issuer(), ErrSignInState)
 		}
 	} else if f.r.Metadata.AuthorizationResponseIssParam {
 		return signInResult{}, fmt.Errorf("browser sign-in: the authorization response carries no iss although the issuer announces it: %w", ErrSignInState)
 	}
 	if code := q.Get("error"); code != "" {
-		e := &broker.IdPError{Op: "authorization", Code: printable(code, 100), Description: printable(q.Get("error_description"), 300)}
+		// https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
+		e := &broker.IdPError{Op: "authorization", Code: broker.Printable(code, 64), Description: broker.Printable(q.Get("error_description"), 300)}
 		if code == "access_denied" {
 			return signInResult{}, fmt.Errorf("browser sign-in: %w: %w", ErrSignInDenied, e)
 		}
@@ -290,52 +282,23 @@ func (f *browserFlow) callback(q url.Values) (signInResult, error) {
 		return signInResult{}, errors.New("browser sign-in: the authorization response carries neither a code nor an error")
 	}
 
-	ctx := context.WithValue(f.ctx, oauth2.HTTPClient, f.r.HTTP)
-	tok, err := f.cfg.Exchange(ctx, code, oauth2.VerifierOption(f.verifier))
+	// https://www.rfc-editor.org/rfc/rfc6749#section-4.1.3 (redirect_uri
+	// "REQUIRED, if the "redirect_uri" parameter was included in the
+	// authorization request") and
+	// https://www.rfc-editor.org/rfc/rfc7636#section-4.5 (code_verifier).
+	tr, err := f.r.idp.Grant(f.ctx, f.r.account(), url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {f.cfg.RedirectURL},
+		"code_verifier": {f.verifier},
+	})
 	if err != nil {
-		var re *oauth2.RetrieveError
-		switch {
-		case errors.As(err, &re):
-			// RetrieveError.Error() may quote the response body: use the
-			// parsed fields only.
-			e := &broker.IdPError{Op: "authorization code exchange", Code: printable(re.ErrorCode, 100), Description: printable(re.ErrorDescription, 300)}
-			if re.Response != nil {
-				e.StatusCode = re.Response.StatusCode
-			}
-			if e.Code == "" {
-				e.Code = "server_error"
-				e.Description = fmt.Sprintf("unexpected answer (HTTP %d)", e.StatusCode)
-			}
-			return signInResult{}, fmt.Errorf("browser sign-in: %w", e)
-		case f.ctx.Err() != nil:
+		if f.ctx.Err() != nil {
 			return signInResult{}, fmt.Errorf("browser sign-in: exchange code: %w", f.ctx.Err())
 		}
-		return signInResult{}, unavailable("browser sign-in: exchange code", err)
-	}
-	tr := tokenResponse{
-		AccessToken:  tok.AccessToken,
-		TokenType:    tok.TokenType,
-		RefreshToken: tok.RefreshToken,
-		ExpiresIn:    numberOf(tok.ExpiresIn),
-	}
-	tr.IDToken, _ = tok.Extra("id_token").(string)
-	tr.Scope, _ = tok.Extra("scope").(string)
-	switch v := tok.Extra("refresh_expires_in").(type) {
-	case float64:
-		tr.RefreshExpiresIn = numberOf(int64(v))
-	case int64:
-		tr.RefreshExpiresIn = numberOf(v)
-	case string:
-		tr.RefreshExpiresIn = numberOf(atoi64(v))
+		return signInResult{}, fmt.Errorf("browser sign-in: %w", err)
 	}
 	return finishOIDC(f.ctx, f.r, tr, f.nonce, "browser sign-in")
-}
-
-func numberOf(n int64) json.Number { return json.Number(strconv.FormatInt(n, 10)) }
-
-func atoi64(s string) int64 {
-	n, _ := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	return n
 }
 
 // displayServer names the server a sign-in reached, for the success page.

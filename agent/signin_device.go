@@ -2,12 +2,9 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/ncagent/ncagent/broker"
@@ -62,8 +59,9 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 	if r.Metadata.TokenEndpoint == "" {
 		return signInResult{}, errors.New("device sign-in: the issuer's metadata names no token endpoint")
 	}
+	// Refuse before a code is shown to the user; the broker checks again.
 	for what, u := range map[string]string{"device authorization endpoint": r.Metadata.DeviceAuthorizationEndpoint, "token endpoint": r.Metadata.TokenEndpoint} {
-		if err := checkSecureURL("device sign-in: "+what, u); err != nil {
+		if err := broker.CheckEndpointURL("device sign-in: "+what, u); err != nil {
 			return signInResult{}, err
 		}
 	}
@@ -76,8 +74,8 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 	}
 	start := r.Now()
 	deadline := start.Add(r.Timeout)
-	if da.expiresIn > 0 && start.Add(da.expiresIn).Before(deadline) {
-		deadline = start.Add(da.expiresIn)
+	if da.ExpiresIn > 0 && start.Add(da.ExpiresIn).Before(deadline) {
+		deadline = start.Add(da.ExpiresIn)
 	}
 	msg := fmt.Sprintf("open %s and enter the code %s", da.VerificationURI, da.UserCode)
 	if da.VerificationURIComplete != "" {
@@ -86,7 +84,11 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 	r.progress(ipc.LoginEvent{Type: "user_code", URL: da.VerificationURI, UserCode: da.UserCode, ExpiresAt: deadline, Message: msg})
 	r.progress(ipc.LoginEvent{Type: "waiting", ExpiresAt: deadline, Message: "waiting for the code to be entered"})
 
-	interval := da.interval
+	interval := da.Interval
+	if interval <= 0 {
+		interval = defaultDeviceInterval
+	}
+	acct := r.account()
 	failures := 0
 	for {
 		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: the client
@@ -97,48 +99,37 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 		if !r.Now().Before(deadline) {
 			return signInResult{}, fmt.Errorf("device sign-in: the code was not entered before it expired: %w", ErrSignInTimeout)
 		}
-		form := url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode}}
-		status, body, err := postForm(ctx, r, r.Metadata.TokenEndpoint, form, true)
-		if err != nil {
-			if ctx.Err() != nil {
-				return signInResult{}, deviceCtxErr(ctx, r)
-			}
-			if errors.Is(err, broker.ErrRedirect) {
-				return signInResult{}, fmt.Errorf("device sign-in: poll token endpoint: %w", err)
-			}
-			if failures++; failures >= maxPollFailures {
-				return signInResult{}, unavailable("device sign-in: poll token endpoint", err)
-			}
-			continue
-		}
-		if status == http.StatusOK {
-			var tr tokenResponse
-			if err := json.Unmarshal(body, &tr); err != nil {
-				return signInResult{}, fmt.Errorf("device sign-in: decode token response: %w", err)
-			}
+		// https://www.rfc-editor.org/rfc/rfc8628#section-3.4
+		tr, err := r.idp.Grant(ctx, acct, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode.Reveal()}})
+		if err == nil {
 			return finishOIDC(ctx, r, tr, "", "device sign-in")
 		}
-		e := idpError("device sign-in", status, body)
-		switch e.Code {
-		case "authorization_pending":
-			failures = 0
-			continue
-		case "slow_down":
-			failures = 0
-			interval += slowDownStep
-			continue
-		case "access_denied":
-			return signInResult{}, fmt.Errorf("device sign-in: %w: %w", ErrSignInDenied, e)
-		case "expired_token":
-			return signInResult{}, fmt.Errorf("device sign-in: the code expired before it was entered: %w", ErrSignInTimeout)
+		if ctx.Err() != nil {
+			return signInResult{}, deviceCtxErr(ctx, r)
 		}
-		if status >= 500 || status == http.StatusTooManyRequests {
+		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5
+		var e *broker.IdPError
+		if errors.As(err, &e) {
+			switch e.Code {
+			case "authorization_pending":
+				failures = 0
+				continue
+			case "slow_down":
+				failures = 0
+				interval += slowDownStep
+				continue
+			case "access_denied":
+				return signInResult{}, fmt.Errorf("device sign-in: %w: %w", ErrSignInDenied, e)
+			case "expired_token":
+				return signInResult{}, fmt.Errorf("device sign-in: the code expired before it was entered: %w", ErrSignInTimeout)
+			}
+		}
+		if errors.Is(err, broker.ErrUnavailable) {
 			if failures++; failures < maxPollFailures {
 				continue
 			}
-			return signInResult{}, fmt.Errorf("device sign-in: poll token endpoint: %w: %w", broker.ErrUnavailable, e)
 		}
-		return signInResult{}, e
+		return signInResult{}, fmt.Errorf("device sign-in: poll token endpoint: %w", err)
 	}
 }
 
@@ -150,57 +141,22 @@ func deviceCtxErr(ctx context.Context, r signInRequest) error {
 	return fmt.Errorf("device sign-in: %w", ctx.Err())
 }
 
-// deviceAuthorization is a device authorization response
-// (https://www.rfc-editor.org/rfc/rfc8628#section-3.2). DeviceCode is a
-// secret.
-type deviceAuthorization struct {
-	DeviceCode              string      `json:"device_code"`
-	UserCode                string      `json:"user_code"`
-	VerificationURI         string      `json:"verification_uri"`
-	VerificationURIComplete string      `json:"verification_uri_complete"`
-	ExpiresIn               json.Number `json:"expires_in"`
-	Interval                json.Number `json:"interval"`
-
-	expiresIn time.Duration
-	interval  time.Duration
-}
-
 // deviceAuthorize requests a device code
-// (https://www.rfc-editor.org/rfc/rfc8628#section-3.1).
-func deviceAuthorize(ctx context.Context, r signInRequest) (deviceAuthorization, error) {
-	form := url.Values{"scope": {strings.Join(oidcScopes(r.Scopes), " ")}}
-	status, body, err := postForm(ctx, r, r.Metadata.DeviceAuthorizationEndpoint, form, true)
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.1) and checks that the
+// verification URIs the user is sent to are web pages.
+func deviceAuthorize(ctx context.Context, r signInRequest) (broker.DeviceAuthorization, error) {
+	da, err := r.idp.AuthorizeDevice(ctx, r.account(), oidcScopes(r.Scopes))
 	if err != nil {
 		if ctx.Err() != nil {
-			return deviceAuthorization{}, deviceCtxErr(ctx, r)
+			return broker.DeviceAuthorization{}, deviceCtxErr(ctx, r)
 		}
-		return deviceAuthorization{}, unavailable("device sign-in: device authorization", err)
-	}
-	if status != http.StatusOK {
-		e := idpError("device authorization", status, body)
-		if status >= 500 {
-			return deviceAuthorization{}, fmt.Errorf("device sign-in: %w: %w", broker.ErrUnavailable, e)
-		}
-		return deviceAuthorization{}, fmt.Errorf("device sign-in: %w", e)
-	}
-	var da deviceAuthorization
-	if err := json.Unmarshal(body, &da); err != nil {
-		return deviceAuthorization{}, fmt.Errorf("device sign-in: decode device authorization response: %w", err)
-	}
-	if da.DeviceCode == "" || da.UserCode == "" || da.VerificationURI == "" {
-		return deviceAuthorization{}, errors.New("device sign-in: the device authorization response lacks device_code, user_code or verification_uri")
+		return broker.DeviceAuthorization{}, fmt.Errorf("device sign-in: %w", err)
 	}
 	// The user is sent to these URIs: only web pages, never another scheme.
 	for _, u := range []string{da.VerificationURI, da.VerificationURIComplete} {
 		if u != "" && checkWebURL(u) != nil {
-			return deviceAuthorization{}, fmt.Errorf("device sign-in: the verification URI is not an http(s) URL")
+			return broker.DeviceAuthorization{}, errors.New("device sign-in: the verification URI is not an http(s) URL")
 		}
-	}
-	da.UserCode = printable(da.UserCode, 64)
-	da.expiresIn = time.Duration(seconds(da.ExpiresIn)) * time.Second
-	da.interval = time.Duration(seconds(da.Interval)) * time.Second
-	if da.interval <= 0 {
-		da.interval = defaultDeviceInterval
 	}
 	return da, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
 )
 
 // testKeys are an issuer's signing keys, one of each supported type.
@@ -121,12 +122,16 @@ func TestSignInVerifyIDToken(t *testing.T) {
 	k := signingKeys(t)
 	srv := jwksServer(t, k)
 	now := time.Now()
-	r := signInRequest{
+	r, err := signInRequest{
 		ClientID: "ncagent",
 		Issuer:   srv.URL,
 		Metadata: broker.Metadata{Issuer: srv.URL, JWKSURI: srv.URL + "/jwks"},
 		HTTP:     testHTTPClient(t),
 		Now:      func() time.Time { return now },
+		Progress: func(ipc.LoginEvent) {},
+	}.withDefaults(DefaultSignInTimeout)
+	if err != nil {
+		t.Fatal(err)
 	}
 	const nonce = "the-nonce-of-this-sign-in"
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
@@ -216,55 +221,4 @@ func tamper(token string) string {
 	p = []byte(strings.Replace(string(p), `"bob"`, `"eve"`, 1))
 	parts[1] = base64.RawURLEncoding.EncodeToString(p)
 	return strings.Join(parts, ".")
-}
-
-func TestSignInParseJWKS(t *testing.T) {
-	k := signingKeys(t)
-	small, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	tests := []struct {
-		name string
-		doc  string
-		want int // usable keys; -1: error
-	}{
-		{"all types", string(k.jwksJSON(t)), 3},
-		{"rsa under 2048 bits skipped", `{"keys":[{"kty":"RSA","n":"` + b64(small.N.Bytes()) + `","e":"AQAB"}]}`, -1},
-		{"ec point not on curve skipped", `{"keys":[{"kty":"EC","crv":"P-256","x":"` + b64(make([]byte, 32)) + `","y":"` + b64(make([]byte, 32)) + `"}]}`, -1},
-		{"unknown curve skipped", `{"keys":[{"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"}]}`, -1},
-		{"empty", `{"keys":[]}`, -1},
-		{"not json", `<html>`, -1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			keys, err := parseJWKS([]byte(tt.doc))
-			switch {
-			case tt.want < 0 && err == nil:
-				t.Errorf("parseJWKS: got %d keys, want an error", len(keys))
-			case tt.want >= 0 && err != nil:
-				t.Errorf("parseJWKS: got %v, want %d keys", err, tt.want)
-			case tt.want >= 0 && len(keys) != tt.want:
-				t.Errorf("parseJWKS: got %d keys, want %d", len(keys), tt.want)
-			}
-		})
-	}
-}
-
-func FuzzParseJWKS(f *testing.F) {
-	f.Add(signingKeys(f).jwksJSON(f))
-	f.Add([]byte(`{"keys":[{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}]}`))
-	f.Add([]byte(`{"keys":[{"kty":"RSA","n":"AA","e":"AQAB"}]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		keys, err := parseJWKS(b)
-		if err == nil && len(keys) == 0 {
-			t.Error("parseJWKS: no error and no keys")
-		}
-		for _, k := range keys {
-			if k.key == nil {
-				t.Error("parseJWKS: nil key")
-			}
-		}
-	})
 }

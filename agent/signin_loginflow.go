@@ -46,7 +46,7 @@ func signInAppPassword(ctx context.Context, r signInRequest) (signInResult, erro
 	if server == "" {
 		return signInResult{}, errors.New("app-password sign-in: no server URL")
 	}
-	if err := checkSecureURL("app-password sign-in: server", server); err != nil {
+	if err := broker.CheckEndpointURL("app-password sign-in: server", server); err != nil {
 		return signInResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
@@ -108,7 +108,33 @@ func (r signInRequest) userAgent() string {
 	if err != nil || h == "" {
 		return "ncagent"
 	}
-	return "ncagent (" + printable(h, 64) + ")"
+	return "ncagent (" + broker.Printable(h, 64) + ")"
+}
+
+// send sends req with r's client and returns the status and body of the
+// answer. A transport fault, HTTP 429 or 5xx is an error wrapping
+// broker.ErrUnavailable; a refused redirect wraps broker.ErrRedirect; the
+// end of ctx is loginFlowCtxErr. No error quotes a body.
+func (r signInRequest) send(ctx context.Context, op string, req *http.Request) (int, []byte, error) {
+	req.Header.Set("Accept", "application/json")
+	resp, err := r.HTTP.Do(req)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return 0, nil, loginFlowCtxErr(ctx, r)
+	case err != nil && errors.Is(err, broker.ErrRedirect):
+		return 0, nil, fmt.Errorf("%s: %w", op, err)
+	case err != nil:
+		return 0, nil, unavailable(op, err)
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%s: read: %w", op, err)
+	}
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return 0, nil, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, resp.StatusCode)
+	}
+	return resp.StatusCode, body, nil
 }
 
 // loginFlowStart starts a login flow.
@@ -119,27 +145,14 @@ func loginFlowStart(ctx context.Context, r signInRequest, server string) (loginF
 		return loginFlowInit{}, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("User-Agent", r.userAgent())
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.HTTP.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return loginFlowInit{}, loginFlowCtxErr(ctx, r)
-		}
-		return loginFlowInit{}, unavailable(op, err)
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp)
-	if err != nil {
-		return loginFlowInit{}, fmt.Errorf("%s: read: %w", op, err)
-	}
+	status, body, err := r.send(ctx, op, req)
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusNotFound:
+	case err != nil:
+		return loginFlowInit{}, err
+	case status == http.StatusNotFound:
 		return loginFlowInit{}, fmt.Errorf("%s: %s has no Login Flow v2 (HTTP 404): check the server URL", op, server)
-	case resp.StatusCode >= 500:
-		return loginFlowInit{}, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, resp.StatusCode)
-	default:
-		return loginFlowInit{}, fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
+	case status != http.StatusOK:
+		return loginFlowInit{}, fmt.Errorf("%s: HTTP %d", op, status)
 	}
 	var init loginFlowInit
 	if err := json.Unmarshal(body, &init); err != nil {
@@ -148,7 +161,7 @@ func loginFlowStart(ctx context.Context, r signInRequest, server string) (loginF
 	if init.Poll.Token == "" || init.Poll.Endpoint == "" || init.Login == "" {
 		return loginFlowInit{}, fmt.Errorf("%s: the answer lacks poll.token, poll.endpoint or login", op)
 	}
-	if err := checkSecureURL(op+": poll endpoint", init.Poll.Endpoint); err != nil {
+	if err := broker.CheckEndpointURL(op+": poll endpoint", init.Poll.Endpoint); err != nil {
 		return loginFlowInit{}, err
 	}
 	if err := checkWebURL(init.Login); err != nil {
@@ -168,30 +181,27 @@ func loginFlowPoll(ctx context.Context, r signInRequest, init loginFlowInit, dea
 		if !r.Now().Before(deadline) {
 			return loginFlowCredentials{}, fmt.Errorf("app-password sign-in: access was not granted within %s: %w", r.Timeout.Round(time.Second), ErrSignInTimeout)
 		}
-		form := url.Values{"token": {init.Poll.Token.Reveal()}}
-		status, body, err := postForm(ctx, r, init.Poll.Endpoint, form, false)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return loginFlowCredentials{}, loginFlowCtxErr(ctx, r)
-		case err != nil && errors.Is(err, broker.ErrRedirect):
+		form := url.Values{"token": {init.Poll.Token.Reveal()}}.Encode()
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, init.Poll.Endpoint, strings.NewReader(form))
+		if err != nil {
 			return loginFlowCredentials{}, fmt.Errorf("%s: %w", op, err)
-		case err != nil:
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		status, body, err := r.send(ctx, op, req)
+		switch {
+		case errors.Is(err, broker.ErrUnavailable):
 			if failures++; failures >= maxPollFailures {
-				return loginFlowCredentials{}, unavailable(op, err)
+				return loginFlowCredentials{}, err
 			}
 			continue
+		case err != nil:
+			return loginFlowCredentials{}, err
 		case status == http.StatusNotFound:
 			// The poll endpoint answers 404 until the user granted
 			// access (Login Flow v2 documentation).
 			failures = 0
 			continue
-		case status == http.StatusOK:
-		case status >= 500 || status == http.StatusTooManyRequests:
-			if failures++; failures >= maxPollFailures {
-				return loginFlowCredentials{}, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, status)
-			}
-			continue
-		default:
+		case status != http.StatusOK:
 			return loginFlowCredentials{}, fmt.Errorf("%s: HTTP %d", op, status)
 		}
 		var creds loginFlowCredentials
@@ -212,7 +222,7 @@ func loginFlowPoll(ctx context.Context, r signInRequest, init loginFlowInit, dea
 // Any other plain-http URL off loopback is refused.
 func loginFlowServer(asked, returned string) (string, error) {
 	returned = strings.TrimRight(returned, "/")
-	if checkSecureURL("", returned) == nil {
+	if broker.CheckEndpointURL("", returned) == nil {
 		return returned, nil
 	}
 	a, err1 := url.Parse(asked)
@@ -221,7 +231,7 @@ func loginFlowServer(asked, returned string) (string, error) {
 		u.Scheme = "https"
 		return u.String(), nil
 	}
-	return "", checkSecureURL("app-password sign-in: the server Nextcloud returned", returned)
+	return "", broker.CheckEndpointURL("app-password sign-in: the server Nextcloud returned", returned)
 }
 
 // ncUser is who an app password belongs to.
@@ -241,27 +251,14 @@ func verifyAppPassword(ctx context.Context, r signInRequest, server, loginName s
 	}
 	req.SetBasicAuth(loginName, password.Reveal())
 	req.Header.Set("OCS-APIRequest", "true")
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.HTTP.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ncUser{}, loginFlowCtxErr(ctx, r)
-		}
-		return ncUser{}, unavailable(op, err)
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp)
-	if err != nil {
-		return ncUser{}, fmt.Errorf("%s: read: %w", op, err)
-	}
+	status, body, err := r.send(ctx, op, req)
 	switch {
-	case resp.StatusCode == http.StatusOK:
-	case resp.StatusCode == http.StatusUnauthorized:
+	case err != nil:
+		return ncUser{}, err
+	case status == http.StatusUnauthorized:
 		return ncUser{}, fmt.Errorf("%s: %s refused it (HTTP 401), so it was not kept: run the login again, and ask your administrator if this repeats", op, hostOf(server))
-	case resp.StatusCode >= 500:
-		return ncUser{}, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, resp.StatusCode)
-	default:
-		return ncUser{}, fmt.Errorf("%s: HTTP %d", op, resp.StatusCode)
+	case status != http.StatusOK:
+		return ncUser{}, fmt.Errorf("%s: HTTP %d", op, status)
 	}
 	// Core answers {"display-name": …}, the provisioning API adds
 	// "displayname"; accept either.

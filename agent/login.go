@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 // loginOp is one sign-in in progress. Requests for the same account join it
 // instead of starting another: they see the events so far and the result.
 type loginOp struct {
+	ctx    context.Context // ends when the sign-in is cancelled or over
 	done   chan struct{}
 	cancel context.CancelFunc
 
@@ -62,6 +64,12 @@ func (op *loginOp) join(f func(ipc.LoginEvent)) (leave func()) {
 	}
 }
 
+// EventJoined is the type of the first event a login request receives when
+// it joined a sign-in already in progress for the account, instead of
+// starting one. The events so far (the URL to open or the code to enter)
+// follow; a client should show them but not open another browser tab.
+const EventJoined = "joined"
+
 // Login implements ipc.Backend: it runs a sign-in for req.Account, or joins
 // the one already running for it. The sign-in ends when it succeeds, fails,
 // times out, or every requester has gone away.
@@ -72,15 +80,25 @@ func (a *Agent) Login(ctx context.Context, peer ipc.Peer, req ipc.LoginRequest, 
 	name := req.Account
 	a.mu.Lock()
 	op, joined := a.logins[name]
+	if joined && op.ctx.Err() != nil {
+		// Everyone left it and it is winding down: joining would only
+		// bring its cancellation. Start afresh.
+		joined = false
+	}
 	if !joined {
 		opCtx, cancel := context.WithCancel(context.Background())
-		op = &loginOp{done: make(chan struct{}), cancel: cancel, subs: map[int]func(ipc.LoginEvent){}}
+		op = &loginOp{ctx: opCtx, done: make(chan struct{}), cancel: cancel, subs: map[int]func(ipc.LoginEvent){}}
 		a.logins[name] = op
 		go a.runLoginOp(opCtx, name, req, op)
 	}
 	a.mu.Unlock()
 	if joined {
 		a.log.Info("sign-in joined", "account", name, "peer_pid", peer.PID)
+		// Said first, so that a client knows the events replayed next
+		// (the URL to open among them) belong to a sign-in whose browser
+		// tab is already open: it shows the URL but opens no second tab.
+		progress(ipc.LoginEvent{Type: EventJoined, Account: name,
+			Message: fmt.Sprintf("a sign-in of %s is already in progress: joining it (finish it in the browser tab already open)", name)})
 	} else {
 		a.log.Info("sign-in started", "account", name, "method", req.Method, "peer_pid", peer.PID)
 		a.notify()
@@ -119,7 +137,9 @@ func (a *Agent) runLoginOp(ctx context.Context, name string, req ipc.LoginReques
 	op.result, op.err = res, err
 	op.mu.Unlock()
 	a.mu.Lock()
-	delete(a.logins, name)
+	if a.logins[name] == op { // a newer sign-in may have replaced a cancelled one
+		delete(a.logins, name)
+	}
 	a.mu.Unlock()
 	op.cancel()
 	close(op.done)
@@ -201,6 +221,12 @@ func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, e
 	default:
 		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
 			Message: fmt.Sprintf("unknown sign-in method %q: use browser, device or app-password", method)}
+	}
+	if (method == MethodBrowser || method == MethodDevice) && ac.ClientID == "" {
+		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
+			Message: fmt.Sprintf("account %s has no OAuth client id for the %s sign-in: register a public client for ncagent at the identity provider "+
+				"(on Nextcloud's oidc app: occ oidc:create ncagent 'http://localhost:*/callback' --type=public) and run ncagent login %s --client-id ID, "+
+				"or sign in with --method app-password", name, method, name)}
 	}
 	acct, err := ac.Broker(name)
 	if err != nil {
@@ -323,20 +349,40 @@ func (a *Agent) saveAccount(name string, ac *AccountConfig) error {
 	return nil
 }
 
-// signInWireError maps sign-in failures to wire errors with a next step.
+// signInWireError maps sign-in failures to wire errors that say what to do
+// next.
 func signInWireError(name string, err error) error {
+	again := "run ncagent login " + name + " again"
 	switch {
 	case errors.Is(err, ErrSignInTimeout):
+		// ErrSignInTimeout's text already says to run the login again.
 		return &ipc.Error{Code: ipc.CodeTimeout, Account: name, Message: err.Error()}
-	case errors.Is(err, ErrSignInDenied), errors.Is(err, ErrNoRefreshToken), errors.Is(err, ErrSignInState), errors.Is(err, ErrIDToken):
-		e := &ipc.Error{Code: ipc.CodeIdPError, Account: name, Message: err.Error()}
-		var idp *broker.IdPError
-		if errors.As(err, &idp) {
-			e.IdPError = idp.Code
-		}
-		return e
+	case errors.Is(err, ErrSignInDenied):
+		return signInIdPError(name, err, again+" and allow access")
+	case errors.Is(err, ErrSignInState):
+		return signInIdPError(name, err, again)
+	case errors.Is(err, ErrIDToken):
+		return signInIdPError(name, err, fmt.Sprintf("check the issuer and client id of account %s, then %s", name, again))
+	case errors.Is(err, ErrNoRefreshToken):
+		// Its text already names the fix (allow offline_access).
+		return signInIdPError(name, err, "")
 	case errors.Is(err, context.Canceled):
-		return &ipc.Error{Code: ipc.CodeTimeout, Account: name, Message: "sign-in cancelled"}
+		return &ipc.Error{Code: ipc.CodeTimeout, Account: name, Message: "sign-in cancelled: " + again}
 	}
 	return wireError(name, err)
+}
+
+// signInIdPError is an idp_error carrying the IdP's RFC 6749 error code
+// when err wraps one, with next appended to the message.
+func signInIdPError(name string, err error, next string) *ipc.Error {
+	msg := err.Error()
+	if next != "" {
+		msg = strings.TrimRight(msg, ". ") + ": " + next
+	}
+	e := &ipc.Error{Code: ipc.CodeIdPError, Account: name, Message: msg}
+	var idp *broker.IdPError
+	if errors.As(err, &idp) {
+		e.IdPError = idp.Code
+	}
+	return e
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,8 +24,9 @@ func runLogin(ctx context.Context, e *env, args []string) int {
 
 Methods:
   browser       OpenID Connect code flow with PKCE on a loopback redirect
-                http://localhost:<port>/callback (register that redirect,
-                with any port, for the client at the IdP)
+                http://localhost:<port>/callback; register it for the client
+                at the IdP with any port (Nextcloud's oidc app:
+                http://localhost:*/callback)
   device        OAuth device code flow, for SSH sessions and machines
                 without a browser
   app-password  Nextcloud Login Flow v2: works on every stock Nextcloud
@@ -95,14 +97,23 @@ printed, so it can be opened on another machine.`)
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
 	enc := json.NewEncoder(e.stdout)
+	show := loginProgress{e: e, openBrowser: !*noBrowser}
 	final, err := cl.Login(ctx, req, func(ev ipc.LoginEvent) {
 		if *asJSON {
 			enc.Encode(ev)
 			return
 		}
-		showLoginEvent(e, ev, *noBrowser)
+		show.event(ev)
 	})
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		errorf(e, "the sign-in of %s did not finish within %s: run ncagent login %s again (with a longer --timeout)", account, cf.timeout, account)
+		return exitUnavailable
+	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+		errorf(e, "sign-in of %s interrupted: run ncagent login %s to try again", account, account)
+		return exitError
+	default:
 		return clientExit(e, path, err)
 	}
 	if *asJSON {
@@ -113,14 +124,26 @@ printed, so it can be opened on another machine.`)
 	return exitOK
 }
 
-// showLoginEvent tells the user what to do; the URL is always printed.
-func showLoginEvent(e *env, ev ipc.LoginEvent, noBrowser bool) {
+// loginProgress tells the user what to do as a sign-in progresses. The URL
+// is always printed; the browser is opened at most once, and not at all
+// when this login joined one already in progress (its tab is open).
+type loginProgress struct {
+	e           *env
+	openBrowser bool
+}
+
+func (p *loginProgress) event(ev ipc.LoginEvent) {
+	e := p.e
 	switch ev.Type {
+	case agent.EventJoined:
+		fmt.Fprintf(e.stderr, "ncagent: %s\n", ev.Message)
+		p.openBrowser = false
 	case "method":
 		fmt.Fprintf(e.stderr, "ncagent: signing in with %s: %s\n", ev.Method, ev.Reason)
 	case "open_url":
 		fmt.Fprintf(e.stderr, "ncagent: open this URL to sign in:\n\n    %s\n\n", ev.URL)
-		if !noBrowser {
+		if p.openBrowser {
+			p.openBrowser = false
 			if err := agent.OpenURL(ev.URL); err != nil {
 				fmt.Fprintf(e.stderr, "ncagent: could not open a browser (%v): open the URL yourself\n", err)
 			}

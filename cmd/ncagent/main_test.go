@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +12,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,12 +25,16 @@ import (
 	"github.com/ncagent/ncagent/agent"
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/nctest"
 	"github.com/ncagent/ncagent/ipc"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"ncagent": func() { os.Exit(mainCode()) },
+		// The browser the CLI opens (agent.OpenURL runs xdg-open on
+		// Linux): a scripted one, see fakeBrowser.
+		"xdg-open": func() { os.Exit(fakeBrowser()) },
 	})
 }
 
@@ -40,18 +48,90 @@ func secretService(t testing.TB) {
 	}
 }
 
+// scriptAccounts are the account names scripts use; secretfree looks for
+// their keychain secrets and Setup's cleanup deletes them.
+var scriptAccounts = []string{"work", "down", "gone", "dev", "cloud"}
+
+// world is what Setup starts for one script: its own authorization server,
+// fake Nextcloud and keychain service, so that scripts running in parallel
+// never see each other's hooks and counters.
+type world struct {
+	idp *idptest.Server
+	nc  *nctest.Server
+	kc  *agent.Keychain
+
+	mu      sync.Mutex // guards secrets
+	secrets []string   // every secret the script met, to look for leaks
+}
+
+// remember adds secrets to look for in secretfree.
+func (w *world) remember(secrets ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, s := range secrets {
+		if s != "" && !slices.Contains(w.secrets, s) {
+			w.secrets = append(w.secrets, s)
+		}
+	}
+}
+
+// snapshot remembers what the keychain and the fake Nextcloud hold now and
+// returns every secret seen so far. It never prints one.
+func (w *world) snapshot() []string {
+	for _, a := range scriptAccounts {
+		if s, err := w.kc.Get(a); err == nil {
+			w.remember(s.Reveal())
+		}
+	}
+	w.remember(w.nc.AppPasswords()...)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.secrets)
+}
+
+func worldOf(ts *testscript.TestScript) *world { return ts.Value("world").(*world) }
+
+// scriptTB lets idptest and nctest run under a script's Setup: failures
+// fail the script, cleanups run when it ends. The embedded testing.TB (the
+// parent test) only completes the interface; every method the servers use
+// is overridden.
+type scriptTB struct {
+	testing.TB
+	env *testscript.Env
+}
+
+func (s scriptTB) Helper()                      {}
+func (s scriptTB) Cleanup(f func())             { s.env.Defer(f) }
+func (s scriptTB) Fatal(args ...any)            { s.env.T().Fatal(args...) }
+func (s scriptTB) Fatalf(f string, args ...any) { s.env.T().Fatal(fmt.Sprintf(f, args...)) }
+func (s scriptTB) Errorf(f string, args ...any) { s.env.T().Fatal(fmt.Sprintf(f, args...)) }
+func (s scriptTB) Logf(f string, args ...any)   { s.env.T().Log(fmt.Sprintf(f, args...)) }
+func (s scriptTB) Skipf(f string, args ...any)  { s.env.T().Skip(fmt.Sprintf(f, args...)) }
+func (s scriptTB) Log(args ...any)              { s.env.T().Log(args...) }
+
 // TestScripts runs the CLI as a program against a real agent, the in-process
 // authorization server and the real Secret Service.
 //
-// Each script gets: $NCAGENT_CONFIG with accounts "work" (oidc, signed in),
-// "down" (oidc, its IdP unreachable) and "gone" (oidc, never signed in),
-// $NCAGENT_SOCKET in a fresh short directory, and its own keychain service.
+// Each script gets its own authorization server ($ISSUER, client id
+// "ncagent"), fake Nextcloud ($NCSERVER), keychain service, and:
+// $NCAGENT_CONFIG with accounts "work" (oidc, signed in), "down" (oidc, its
+// IdP unreachable) and "gone" (oidc, never signed in), $NCAGENT_SOCKET in a
+// fresh short directory. With DISPLAY set, the browser the CLI opens is
+// fakeBrowser (see there), which logs where it landed to $WORK/browser.log.
+//
 // Commands: "exitcode N cmd args..." runs cmd and checks its exit code;
-// "waitagent" waits until the agent answers; "secretfree FILE" fails when
-// FILE holds any token the IdP issued.
+// "waitagent" waits until the agent answers; "stopagent" stops it;
+// "secretfree FILE" fails when FILE holds a secret; "waitstate", "waitlog",
+// "waitbrowser", "introspect", "ncpassword", "idp" and "nc" are described
+// in login_test.go.
 func TestScripts(t *testing.T) {
 	secretService(t)
-	idp := idptest.New(t, idptest.Options{})
+	// One signing key for every script's authorization server: generating
+	// one takes a while.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
 	down := httptest.NewServer(http.NotFoundHandler())
 	downURL := down.URL
 	down.Close()
@@ -59,6 +139,9 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(e *testscript.Env) error {
+			tb := scriptTB{TB: t, env: e}
+			idp := idptest.New(tb, idptest.Options{Key: key})
+			nc := nctest.New(tb, nctest.Options{})
 			sockDir, err := os.MkdirTemp("", "ncs")
 			if err != nil {
 				return err
@@ -66,7 +149,7 @@ func TestScripts(t *testing.T) {
 			e.Defer(func() { os.RemoveAll(sockDir) })
 			service := "ncagent-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 			kc := agent.NewKeychain(service, 5*time.Second)
-			tok := idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files", "calendar")
+			tok := idp.Login(tb, idptest.PublicClientID, "openid", "offline_access", "files", "calendar")
 			if err := kc.Put("work", broker.Secret(tok.RefreshToken)); err != nil {
 				return err
 			}
@@ -74,7 +157,7 @@ func TestScripts(t *testing.T) {
 				return err
 			}
 			e.Defer(func() {
-				for _, a := range []string{"work", "down", "gone"} {
+				for _, a := range scriptAccounts {
 					kc.Delete(a)
 				}
 			})
@@ -117,14 +200,25 @@ client_id = "ncagent"
 			e.Setenv("NCAGENT_KEYRING_SERVICE", service)
 			e.Setenv("NCAGENT_NO_START", "1")
 			e.Setenv("ISSUER", idp.Issuer())
-			e.Values["tokens"] = []string{tok.RefreshToken, tok.AccessToken}
+			e.Setenv("NCSERVER", nc.URL)
+			idp.ResetCalls() // scripts count their own requests only
+			w := &world{idp: idp, nc: nc, kc: kc}
+			w.remember(tok.RefreshToken, tok.AccessToken, tok.IDToken)
+			e.Values["world"] = w
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":   cmdExitCode,
-			"waitagent":  cmdWaitAgent,
-			"secretfree": cmdSecretFree,
-			"stopagent":  cmdStopAgent,
+			"exitcode":    cmdExitCode,
+			"waitagent":   cmdWaitAgent,
+			"secretfree":  cmdSecretFree,
+			"stopagent":   cmdStopAgent,
+			"waitstate":   cmdWaitState,
+			"waitlog":     cmdWaitLog,
+			"waitbrowser": cmdWaitBrowser,
+			"introspect":  cmdIntrospect,
+			"ncpassword":  cmdNCPassword,
+			"idp":         cmdIdP,
+			"nc":          cmdNC,
 		},
 	})
 }
@@ -168,14 +262,16 @@ func cmdWaitAgent(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdSecretFree fails when the first file (or "stdout"/"stderr") holds a
-// token: one the IdP issued at setup, or one read from the other files
-// (raw tokens, or JSON token documents). It never prints a token.
+// secret: a token the IdP issued at setup, a secret the keychain or the
+// fake Nextcloud holds now or held at an earlier check, a token an
+// "introspect" or "ncpassword" met, or one read from the other files (raw
+// tokens, or JSON token documents). It never prints a secret.
 func cmdSecretFree(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {
 		ts.Fatalf("usage: secretfree FILE [TOKENFILE...]")
 	}
 	data := ts.ReadFile(args[0])
-	secrets := append([]string(nil), ts.Value("tokens").([]string)...)
+	secrets := worldOf(ts).snapshot()
 	for _, f := range args[1:] {
 		raw := ts.ReadFile(f)
 		var doc struct {

@@ -157,6 +157,12 @@ func (b *Broker) AuthorizeDevice(ctx context.Context, acct Account, scopes []str
 	if err != nil {
 		return DeviceAuthorization{}, untransient(err)
 	}
+	return parseDeviceAuthorization(op, body)
+}
+
+// parseDeviceAuthorization parses a device authorization response. Its
+// errors never quote the body, which holds the device code.
+func parseDeviceAuthorization(op string, body []byte) (DeviceAuthorization, error) {
 	var r struct {
 		DeviceCode              string  `json:"device_code"`
 		UserCode                string  `json:"user_code"`
@@ -166,15 +172,15 @@ func (b *Broker) AuthorizeDevice(ctx context.Context, acct Account, scopes []str
 		Interval                seconds `json:"interval"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		// The body holds the device code: never quote it.
 		return DeviceAuthorization{}, fmt.Errorf("%s: malformed response (%d bytes)", op, len(body))
 	}
-	if r.DeviceCode == "" || r.UserCode == "" || r.VerificationURI == "" {
+	userCode := Printable(r.UserCode, 64) // shown to the user
+	if r.DeviceCode == "" || userCode == "" || r.VerificationURI == "" {
 		return DeviceAuthorization{}, fmt.Errorf("%s: the response lacks device_code, user_code or verification_uri", op)
 	}
 	return DeviceAuthorization{
 		DeviceCode:              Secret(r.DeviceCode),
-		UserCode:                Printable(r.UserCode, 64),
+		UserCode:                userCode,
 		VerificationURI:         r.VerificationURI,
 		VerificationURIComplete: r.VerificationURIComplete,
 		ExpiresIn:               time.Duration(r.ExpiresIn) * time.Second,

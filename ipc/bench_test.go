@@ -35,12 +35,13 @@ func BenchmarkTokenKeepAlive(b *testing.B) {
 
 func BenchmarkTokenNewConn(b *testing.B) {
 	ts := benchServer(b)
-	c := NewClient(ts.path)
-	c.tr.DisableKeepAlives = true
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Token(ctx, benchReq); err != nil {
+		c := NewClient(ts.path)
+		_, err := c.Token(ctx, benchReq)
+		c.Close()
+		if err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package ipc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
+	"sync"
 	"time"
 )
 
@@ -23,10 +27,26 @@ const maxResponseBytes = 1 << 20
 // Client talks wire protocol v1 to the agent over its socket, keeping
 // connections alive between requests. It is safe for concurrent use.
 // Responses carry secrets (tokens): never log them.
+//
+// A request that fails on a kept-alive connection before any byte of the
+// answer arrived is sent once more on a new connection: the agent closes
+// idle connections when it stops and after its idle timeout, and never
+// leaves a request unanswered otherwise.
 type Client struct {
 	path string
-	tr   *http.Transport
+	tr   *http.Transport // login streams
+
+	mu   sync.Mutex    // guards idle
+	idle []*clientConn // kept-alive connections, the most recently used last
 }
+
+// Client keep-alive limits. The idle timeout is below the server's
+// (DefaultIdleTimeout), so that the server does not close a connection
+// the client is about to reuse.
+const (
+	maxIdleConns    = 64
+	idleConnTimeout = time.Minute
+)
 
 // NewClient returns a client for the agent listening at path (see
 // SocketPath). It connects lazily; each connection is checked with Dial.
@@ -36,9 +56,9 @@ func NewClient(path string) *Client {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dialChecked(ctx, path)
 		},
-		MaxIdleConns:        64,
-		MaxIdleConnsPerHost: 64,
-		IdleConnTimeout:     time.Minute,
+		MaxIdleConns:        4,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     idleConnTimeout,
 		DisableCompression:  true,
 	}
 	return &Client{path: path, tr: tr}
@@ -46,6 +66,13 @@ func NewClient(path string) *Client {
 
 // Close closes idle connections. The client stays usable.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	idle := c.idle
+	c.idle = nil
+	c.mu.Unlock()
+	for _, cc := range idle {
+		cc.c.Close()
+	}
 	c.tr.CloseIdleConnections()
 	return nil
 }
@@ -110,24 +137,180 @@ func (c *Client) Login(ctx context.Context, req LoginRequest, progress func(Logi
 	}
 }
 
+// do sends a request with in (if not nil) as its JSON body and decodes a
+// 200 answer into out; any other status is returned as *Error with Status
+// set. It speaks HTTP/1.1 on its own kept-alive connections; Login, which
+// streams, goes through net/http.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	resp, err := c.send(ctx, method, path, in)
-	if err != nil {
-		return err
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return fmt.Errorf("ipc: %s %s: encoding request: %w", method, path, err)
+		}
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return fmt.Errorf("ipc: %s %s: reading response: %w", method, path, err)
+	for retried := false; ; retried = true {
+		cc, reused, err := c.conn(ctx)
+		if err != nil {
+			return fmt.Errorf("ipc: %s %s: %w", method, path, err)
+		}
+		status, resp, err := cc.roundTrip(ctx, method, path, body)
+		if err != nil {
+			cc.c.Close()
+			if errors.Is(err, errNoAnswer) && reused && !retried && ctx.Err() == nil {
+				continue // the agent closed the idle connection
+			}
+			return fmt.Errorf("ipc: %s %s: %w", method, path, err)
+		}
+		if cc.keep {
+			c.put(cc)
+		} else {
+			cc.c.Close()
+		}
+		if status != http.StatusOK {
+			return responseError(status, resp)
+		}
+		if err := json.Unmarshal(resp, out); err != nil {
+			return fmt.Errorf("ipc: %s %s: decoding response: %w", method, path, err)
+		}
+		return nil
 	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("ipc: %s %s: decoding response: %w", method, path, err)
-	}
-	return nil
 }
 
-// send performs a request and returns a 200 response; any other status is
-// returned as *Error with Status set.
+// responseError turns a non-200 answer into *Error.
+func responseError(status int, body []byte) error {
+	we := &Error{}
+	if err := json.Unmarshal(body, we); err != nil || we.Code == "" {
+		we = &Error{Code: CodeInternal, Message: "unexpected response: " + strconv.Itoa(status) + " " + http.StatusText(status)}
+	}
+	we.Status = status
+	return we
+}
+
+// conn returns an idle connection, or a new one; reused tells which.
+func (c *Client) conn(ctx context.Context) (cc *clientConn, reused bool, err error) {
+	now := time.Now()
+	c.mu.Lock()
+	if n := len(c.idle); n > 0 {
+		cc = c.idle[n-1]
+		c.idle[n-1] = nil
+		c.idle = c.idle[:n-1]
+		if now.Sub(cc.idleSince) > idleConnTimeout {
+			// The others went idle earlier still.
+			stale := append(c.idle, cc)
+			c.idle = nil
+			c.mu.Unlock()
+			for _, s := range stale {
+				s.c.Close()
+			}
+			cc = nil
+		} else {
+			c.mu.Unlock()
+			return cc, true, nil
+		}
+	} else {
+		c.mu.Unlock()
+	}
+	nc, err := dialChecked(ctx, c.path)
+	if err != nil {
+		return nil, false, err
+	}
+	return &clientConn{c: nc, br: bufio.NewReaderSize(nc, 4<<10)}, false, nil
+}
+
+// put keeps cc for the next request, or closes it when enough are idle.
+func (c *Client) put(cc *clientConn) {
+	cc.idleSince = time.Now()
+	c.mu.Lock()
+	if len(c.idle) < maxIdleConns {
+		c.idle = append(c.idle, cc)
+		cc = nil
+	}
+	c.mu.Unlock()
+	if cc != nil {
+		cc.c.Close()
+	}
+}
+
+// clientConn is one connection of the client's own HTTP/1.1 transport.
+type clientConn struct {
+	c         net.Conn
+	br        *bufio.Reader
+	req       []byte    // the request being sent, reused
+	keep      bool      // the last answer left the connection reusable
+	idleSince time.Time // set when put back
+}
+
+// errNoAnswer marks a round trip that failed before any byte of the
+// answer arrived.
+var errNoAnswer = errors.New("connection closed before the answer")
+
+// aLongTimeAgo is a deadline in the past, to interrupt blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// roundTrip sends one request and reads its answer, bounded by ctx. The
+// answer body is read whole (at most maxResponseBytes).
+func (cc *clientConn) roundTrip(ctx context.Context, method, path string, body []byte) (status int, resp []byte, err error) {
+	cc.keep = false
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		cc.c.SetDeadline(deadline)
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { cc.c.SetDeadline(aLongTimeAgo) })
+		defer func() {
+			if !stop() {
+				cc.keep = false // the deadline was cut short: do not reuse
+				if err != nil {
+					err = ctx.Err()
+				}
+			}
+		}()
+	}
+	defer func() {
+		if err != nil && hasDeadline && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline) {
+			err = context.DeadlineExceeded
+		}
+	}()
+
+	b := append(cc.req[:0], method...)
+	b = append(b, ' ')
+	b = append(b, path...)
+	b = append(b, " HTTP/1.1\r\nHost: ncagent\r\n"...)
+	if body != nil {
+		b = append(b, "Content-Type: application/json\r\nContent-Length: "...)
+		b = strconv.AppendInt(b, int64(len(body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	cc.req = b
+	if _, err := cc.c.Write(b); err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
+	if _, err := cc.br.Peek(1); err != nil {
+		return 0, nil, fmt.Errorf("%w: %w", errNoAnswer, err)
+	}
+	r, err := http.ReadResponse(cc.br, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err = io.ReadAll(io.LimitReader(r.Body, maxResponseBytes+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("reading response: %w", err)
+	}
+	if len(resp) > maxResponseBytes {
+		return 0, nil, fmt.Errorf("reading response: larger than %d bytes", maxResponseBytes)
+	}
+	cc.keep = !r.Close
+	if hasDeadline && cc.keep {
+		cc.c.SetDeadline(time.Time{})
+	}
+	return r.StatusCode, resp, nil
+}
+
+// send performs a request through net/http and returns a 200 response;
+// any other status is returned as *Error with Status set.
 func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
@@ -158,10 +341,5 @@ func (c *Client) send(ctx context.Context, method, path string, in any) (*http.R
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	we := &Error{}
-	if err := json.Unmarshal(b, we); err != nil || we.Code == "" {
-		we = &Error{Code: CodeInternal, Message: "unexpected response: " + resp.Status}
-	}
-	we.Status = resp.StatusCode
-	return nil, we
+	return nil, responseError(resp.StatusCode, b)
 }

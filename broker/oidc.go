@@ -142,12 +142,10 @@ type DeviceAuthorization struct {
 // URIs are returned as sent: check them before showing them.
 func (b *Broker) AuthorizeDevice(ctx context.Context, acct Account, scopes []string) (DeviceAuthorization, error) {
 	const op = "device authorization"
-	endpoint, err := b.endpoint(ctx, acct, acct.Endpoints.DeviceAuthorization, func(md Metadata) string { return md.DeviceAuthorizationEndpoint })
+	endpoint, err := b.endpoint(ctx, op, acct, "device authorization endpoint", acct.Endpoints.DeviceAuthorization,
+		func(md Metadata) string { return md.DeviceAuthorizationEndpoint })
 	if err != nil {
 		return DeviceAuthorization{}, err
-	}
-	if endpoint == "" {
-		return DeviceAuthorization{}, fmt.Errorf("%s: the issuer offers no device authorization endpoint", op)
 	}
 	form := url.Values{}
 	if len(scopes) > 0 {
@@ -286,12 +284,9 @@ func (b *Broker) VerifyIDToken(ctx context.Context, acct Account, raw, nonce str
 // *IdPError. No error carries the token.
 func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret) (IDClaims, error) {
 	const op = "userinfo"
-	endpoint, err := b.endpoint(ctx, acct, acct.Endpoints.Userinfo, func(md Metadata) string { return md.UserinfoEndpoint })
+	endpoint, err := b.endpoint(ctx, op, acct, "userinfo endpoint", acct.Endpoints.Userinfo, func(md Metadata) string { return md.UserinfoEndpoint })
 	if err != nil {
 		return IDClaims{}, err
-	}
-	if endpoint == "" {
-		return IDClaims{}, fmt.Errorf("%s: the issuer offers no userinfo endpoint", op)
 	}
 	if err := CheckEndpointURL(op+": endpoint", endpoint); err != nil {
 		return IDClaims{}, err
@@ -343,8 +338,9 @@ func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret)
 }
 
 // endpoint returns override when set, else what pick takes from acct's
-// discovered metadata (possibly empty).
-func (b *Broker) endpoint(ctx context.Context, acct Account, override string, pick func(Metadata) string) (string, error) {
+// discovered metadata; an issuer without one is an error of op naming
+// what.
+func (b *Broker) endpoint(ctx context.Context, op string, acct Account, what, override string, pick func(Metadata) string) (string, error) {
 	if override != "" {
 		return override, nil
 	}
@@ -352,5 +348,8 @@ func (b *Broker) endpoint(ctx context.Context, acct Account, override string, pi
 	if err != nil {
 		return "", err
 	}
-	return pick(md), nil
+	if u := pick(md); u != "" {
+		return u, nil
+	}
+	return "", fmt.Errorf("%s: the issuer offers no %s", op, what)
 }

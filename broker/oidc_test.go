@@ -346,6 +346,27 @@ func TestVerifyIDTokenKeys(t *testing.T) {
 	}
 }
 
+// checkFault checks a non-nil err: it carries an *IdPError with code
+// wantIdP (none when empty), wraps ErrUnavailable exactly when unavailable
+// says so, contains wantMsg and none of secrets.
+func checkFault(t *testing.T, err error, wantIdP string, unavailable bool, wantMsg string, secrets map[string]string) {
+	t.Helper()
+	var ie *IdPError
+	switch {
+	case wantIdP == "" && errors.As(err, &ie):
+		t.Errorf("error: got IdP error %q, want none", ie.Code)
+	case wantIdP != "" && (!errors.As(err, &ie) || ie.Code != wantIdP):
+		t.Errorf("error: got %q, want an IdP error %q", err, wantIdP)
+	}
+	if got := errors.Is(err, ErrUnavailable); got != unavailable {
+		t.Errorf("error %q: got ErrUnavailable %v, want %v", err, got, unavailable)
+	}
+	if !strings.Contains(err.Error(), wantMsg) {
+		t.Errorf("error: got %q, want it to contain %q", err, wantMsg)
+	}
+	assertNoSecret(t, "error", err.Error(), secrets)
+}
+
 // errAny stands for "some error" in tables.
 var errAny = errors.New("any error")
 
@@ -403,23 +424,10 @@ func TestGrantFaults(t *testing.T) {
 			if got := calls.Load(); got != 1 {
 				t.Errorf("token requests: got %d, want 1 (Grant never retries)", got)
 			}
-			var ie *IdPError
-			switch {
-			case tt.wantIdP == "" && errors.As(err, &ie):
-				t.Errorf("error: got IdP error %q, want none", ie.Code)
-			case tt.wantIdP != "" && (!errors.As(err, &ie) || ie.Code != tt.wantIdP):
-				t.Errorf("error: got %q, want an IdP error %q", err, tt.wantIdP)
-			}
-			if got := errors.Is(err, ErrUnavailable); got != tt.unavailable {
-				t.Errorf("error %q: got ErrUnavailable %v, want %v", err, got, tt.unavailable)
-			}
+			checkFault(t, err, tt.wantIdP, tt.unavailable, tt.wantMsg, secrets)
 			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Errorf("error: got %q, want it to wrap %q", err, tt.wantErr)
 			}
-			if !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("error: got %q, want it to contain %q", err, tt.wantMsg)
-			}
-			assertNoSecret(t, "error", err.Error(), secrets)
 		})
 	}
 }
@@ -510,20 +518,7 @@ func TestAuthorizeDeviceFaults(t *testing.T) {
 			if err == nil {
 				t.Fatal("AuthorizeDevice: got success, want an error")
 			}
-			var ie *IdPError
-			switch {
-			case tt.wantIdP == "" && errors.As(err, &ie):
-				t.Errorf("error: got IdP error %q, want none", ie.Code)
-			case tt.wantIdP != "" && (!errors.As(err, &ie) || ie.Code != tt.wantIdP):
-				t.Errorf("error: got %q, want an IdP error %q", err, tt.wantIdP)
-			}
-			if got := errors.Is(err, ErrUnavailable); got != tt.unavailable {
-				t.Errorf("error %q: got ErrUnavailable %v, want %v", err, got, tt.unavailable)
-			}
-			if !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("error: got %q, want it to contain %q", err, tt.wantMsg)
-			}
-			assertNoSecret(t, "error", err.Error(), map[string]string{"device code": testDeviceCode})
+			checkFault(t, err, tt.wantIdP, tt.unavailable, tt.wantMsg, map[string]string{"device code": testDeviceCode})
 		})
 	}
 

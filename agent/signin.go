@@ -138,7 +138,7 @@ func (r signInRequest) withDefaults(defTimeout time.Duration) (signInRequest, er
 		r.Timeout = defTimeout
 	}
 	if r.sleep == nil {
-		r.sleep = sleepCtx
+		r.sleep = broker.Sleep
 	}
 	if r.hostname == nil {
 		r.hostname = os.Hostname
@@ -179,18 +179,6 @@ func (r signInRequest) progress(ev ipc.LoginEvent) {
 		ev.Method = r.Method
 	}
 	r.Progress(ev)
-}
-
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // oidcScopes returns the requested scopes plus openid and offline_access,

@@ -615,20 +615,39 @@ func TestLoginJoinsSignInInProgress(t *testing.T) {
 	}
 }
 
-// TestLoginAbandonedThenAgain: when the only requester goes away the
-// sign-in is cancelled, and the next login starts a new one that works.
+// TestLoginAbandonedThenAgain: when the only requester goes away (the user
+// pressed Ctrl-C) the agent ends the sign-in and closes its loopback
+// listener; the next login starts a new sign-in that works.
 func TestLoginAbandonedThenAgain(t *testing.T) {
 	r := startLoginRig(t, loginRigOptions{})
 	req := ipc.LoginRequest{Account: "dev", Method: MethodBrowser, Server: r.idp.Issuer(), ClientID: idptest.PublicClientID}
 
 	ctx, cancel := context.WithTimeout(context.Background(), loginWait)
-	first := r.login(ctx, req, func(string) pageSeen {
-		cancel() // the user pressed Ctrl-C instead of signing in
+	var authURL string
+	first := r.login(ctx, req, func(u string) pageSeen {
+		authURL = u
+		cancel()
 		return pageSeen{}
 	})
 	if !errors.Is(first.err, context.Canceled) {
 		t.Fatalf("abandoned login: got %v, want context.Canceled", first.err)
 	}
+	if err := waitUntil(func() bool { return strings.Contains(r.logs.String(), "sign-in failed") }); err != nil {
+		t.Fatalf("the agent did not end the abandoned sign-in: %v", err)
+	}
+	u, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatalf("authorization URL: %v", err)
+	}
+	redirect, err := url.Parse(u.Query().Get("redirect_uri"))
+	if err != nil || redirect.Port() == "" {
+		t.Fatalf("bad redirect_uri in the authorization URL: %v", err)
+	}
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", redirect.Port()), 5*time.Second); err == nil {
+		c.Close()
+		t.Errorf("the loopback listener of the abandoned sign-in is still open")
+	}
+
 	ctx2, cancel2 := context.WithTimeout(context.Background(), loginWait)
 	defer cancel2()
 	second := r.login(ctx2, req, authorizeThen(nil))
@@ -641,8 +660,8 @@ func TestLoginAbandonedThenAgain(t *testing.T) {
 	if got := r.state(t, "dev"); got != "signed-in" {
 		t.Errorf("state: got %q, want signed-in", got)
 	}
-	if err := waitUntil(func() bool { return strings.Count(r.logs.String(), "sign-in failed") == 1 }); err != nil {
-		t.Errorf("the abandoned sign-in was not reported as failed in the log: %v", err)
+	if got := r.idp.Authorizations(); got != 1 {
+		t.Errorf("authorization requests: got %d, want 1 (the abandoned sign-in never reached the server)", got)
 	}
 }
 

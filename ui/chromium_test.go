@@ -163,12 +163,24 @@ func (c *cdp) eval(t *testing.T, session, expr string) string {
 	return fmt.Sprint(r.Result.Value)
 }
 
+// screenshot captures the whole page, at least the viewport.
 func (c *cdp) screenshot(t *testing.T, session string) image.Image {
 	t.Helper()
+	var m struct {
+		CSSContentSize    struct{ Width, Height float64 } `json:"cssContentSize"`
+		CSSLayoutViewport struct {
+			ClientWidth  float64 `json:"clientWidth"`
+			ClientHeight float64 `json:"clientHeight"`
+		} `json:"cssLayoutViewport"`
+	}
+	c.call(t, session, "Page.getLayoutMetrics", nil, &m)
+	clip := map[string]any{"x": 0, "y": 0, "scale": 1,
+		"width":  max(m.CSSContentSize.Width, m.CSSLayoutViewport.ClientWidth),
+		"height": max(m.CSSContentSize.Height, m.CSSLayoutViewport.ClientHeight)}
 	var r struct {
 		Data string `json:"data"`
 	}
-	c.call(t, session, "Page.captureScreenshot", map[string]any{"format": "png"}, &r)
+	c.call(t, session, "Page.captureScreenshot", map[string]any{"format": "png", "clip": clip, "captureBeyondViewport": true}, &r)
 	b, err := base64.StdEncoding.DecodeString(r.Data)
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +310,8 @@ func submitSetupForm(t *testing.T, c *cdp, sess string, fields map[string]string
 			t.Fatalf("form field %s: got %q, want %q", id, got, fields[id])
 		}
 	}
+	// Show the filled fields that sit in a collapsed section.
+	c.eval(t, sess, `document.querySelectorAll("details").forEach(d => { if ([...d.querySelectorAll("input")].some(i => i.value)) d.open = true; }), "ok"`)
 	shot := c.screenshot(t, sess)
 	c.eval(t, sess, `document.getElementById("submit").click(), "ok"`)
 	c.waitEval(t, sess, "the progress page", `location.pathname + " " + document.body.innerText`, "/progress")
@@ -311,8 +325,14 @@ func writeSideBySide(path string, a, b image.Image) error {
 	h := max(a.Bounds().Dy(), b.Bounds().Dy())
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), &image.Uniform{color.RGBA{0x9c, 0xa3, 0xaf, 0xff}}, image.Point{}, draw.Src)
-	draw.Draw(img, a.Bounds(), a, a.Bounds().Min, draw.Src)
-	draw.Draw(img, b.Bounds().Add(image.Pt(a.Bounds().Dx()+gap, 0)), b, b.Bounds().Min, draw.Src)
+	// Each page's own background (its bottom-left pixel) fills the space
+	// below the shorter page.
+	left := image.Rect(0, 0, a.Bounds().Dx(), h)
+	right := image.Rect(a.Bounds().Dx()+gap, 0, w, h)
+	draw.Draw(img, left, &image.Uniform{a.At(a.Bounds().Min.X, a.Bounds().Max.Y-1)}, image.Point{}, draw.Src)
+	draw.Draw(img, right, &image.Uniform{b.At(b.Bounds().Min.X, b.Bounds().Max.Y-1)}, image.Point{}, draw.Src)
+	draw.Draw(img, left, a, a.Bounds().Min, draw.Src)
+	draw.Draw(img, right, b, b.Bounds().Min, draw.Src)
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
 		return err

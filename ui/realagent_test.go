@@ -88,11 +88,14 @@ type testAccount struct {
 // the real Secret Service and its accounts at in-process authorization
 // servers. URLs the agent asks the browser to open arrive on opened.
 type agentFixture struct {
-	a       *agent.Agent
+	a       *agent.Agent // nil until startAgent
+	service string       // the keychain's service name
 	kc      *agent.Keychain
+	names   map[string]bool // accounts to delete from the keychain at cleanup
+	socket  string
 	client  *ipc.Client
 	cfgPath string
-	logs    *syncBuffer
+	logs    *syncBuffer // the agent's and the tray's logs
 	log     *slog.Logger
 	opened  chan string
 
@@ -100,22 +103,38 @@ type agentFixture struct {
 	secrets []string   // every credential the test saw, to look for in the logs
 }
 
-// startAgent provisions accounts (refresh token in the keychain, config
-// with user alice) and runs the agent until the test ends. It stops the
-// agent, deletes its keychain entries and checks its logs for secrets at
-// cleanup.
-func startAgent(t *testing.T, accounts ...testAccount) *agentFixture {
+// newAccounts provisions accounts for an agent: a keychain under a service
+// name of its own with each account's refresh token, and a config file
+// (user alice). It deletes the keychain entries and checks the logs for
+// secrets at cleanup.
+func newAccounts(t *testing.T, accounts ...testAccount) *agentFixture {
 	t.Helper()
 	requireSecretService(t)
-	f := &agentFixture{logs: &syncBuffer{}, opened: make(chan string, 8)}
+	f := &agentFixture{logs: &syncBuffer{}, opened: make(chan string, 8), service: "ncagent-ui-" + randomHex(6)}
 	f.log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	service := "ncagent-ui-" + strings.ToLower(randomHex(6))
-	f.kc = agent.NewKeychain(service, 10*time.Second)
+	f.kc = agent.NewKeychain(f.service, 10*time.Second)
+	f.names = map[string]bool{}
+	t.Cleanup(func() {
+		if f.a != nil {
+			if st, err := f.a.Status(context.Background()); err == nil {
+				for _, as := range st.Accounts {
+					f.names[as.Name] = true
+				}
+			}
+		}
+		for name := range f.names {
+			if err := f.kc.Delete(name); err != nil && !errors.Is(err, broker.ErrNotFound) {
+				t.Errorf("keychain cleanup %s: %v", name, err)
+			}
+		}
+		f.checkLogs(t)
+	})
 
 	cfg := &agent.Config{Accounts: map[string]*agent.AccountConfig{}}
 	for _, ac := range accounts {
 		tok := ac.idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files")
 		f.secret(tok.RefreshToken, tok.AccessToken, tok.IDToken)
+		f.names[ac.name] = true
 		if err := f.kc.Put(ac.name, broker.Secret(tok.RefreshToken)); err != nil {
 			t.Fatalf("keychain put %s: %v", ac.name, err)
 		}
@@ -133,13 +152,22 @@ func startAgent(t *testing.T, accounts ...testAccount) *agentFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	socket := filepath.Join(sockDir, "agent.sock")
+	f.socket = filepath.Join(sockDir, "agent.sock")
+	f.client = ipc.NewClient(f.socket)
+	return f
+}
 
+// startAgent provisions accounts (see newAccounts) and runs the agent in
+// this process until the test ends.
+func startAgent(t *testing.T, accounts ...testAccount) *agentFixture {
+	t.Helper()
+	f := newAccounts(t, accounts...)
+	var err error
 	f.a, err = agent.New(agent.Options{
 		ConfigPath: f.cfgPath,
 		Store:      f.kc,
 		Logger:     f.log,
-		Socket:     socket,
+		Socket:     f.socket,
 		OpenURL: func(u string) error {
 			select {
 			case f.opened <- u:
@@ -153,14 +181,13 @@ func startAgent(t *testing.T, accounts ...testAccount) *agentFixture {
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
-	ln, err := ipc.Listen(socket)
+	ln, err := ipc.Listen(f.socket)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.a.Run(ctx, ln) }()
-	f.client = ipc.NewClient(socket)
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -172,21 +199,6 @@ func startAgent(t *testing.T, accounts ...testAccount) *agentFixture {
 			t.Errorf("the agent did not stop within %v", waitTimeout)
 		}
 		f.a.Close()
-		names := map[string]bool{}
-		for _, ac := range accounts {
-			names[ac.name] = true
-		}
-		if st, err := f.a.Status(context.Background()); err == nil {
-			for _, as := range st.Accounts {
-				names[as.Name] = true
-			}
-		}
-		for name := range names {
-			if err := f.kc.Delete(name); err != nil && !errors.Is(err, broker.ErrNotFound) {
-				t.Errorf("keychain cleanup %s: %v", name, err)
-			}
-		}
-		f.checkLogs(t)
 	})
 	return f
 }

@@ -132,16 +132,17 @@ type tray struct {
 	autoOn bool              // the Start at login state last read
 
 	// Only the loop goroutine (and onReady before it) touch these.
-	autoStale atomic.Bool       // Start at login must be read again
-	last      map[string]string // last state seen per account, for notifications
-	info      *item
-	groups    []*itemGroup
-	add       *item
-	autostart *item
-	quit      *item
-	icon      iconState
-	tooltip   string
-	iconSet   bool
+	autoStale  atomic.Bool       // Start at login must be read again
+	last       map[string]string // last state seen per account, for notifications
+	info       *item
+	groups     []*itemGroup
+	add        *item
+	autostart  *item
+	quit       *item
+	icon       iconState
+	tooltip    string
+	iconSet    bool
+	tooltipSet bool
 }
 
 // itemGroup is the menu items of one account.
@@ -320,6 +321,7 @@ func (t *tray) loop(sub <-chan struct{}) {
 	case <-t.ctx.Done():
 		return
 	}
+	t.reapply()
 	t.refresh()
 	tick := time.NewTicker(t.opts.RefreshEvery)
 	defer tick.Stop()
@@ -348,6 +350,18 @@ func (t *tray) loop(sub <-chan struct{}) {
 		}
 		t.refresh()
 	}
+}
+
+// reapply makes the next show set the title, icon and tooltip again.
+// systray runs onReady on a goroutine of its own while it exports the
+// item: what onReady sets after the export read the values but before
+// systray keeps the exported properties is stored and never sent, so a
+// panel could show no icon until the state changed. The loop calls this
+// once the menu is built; the export is complete by then (startNative
+// returned before the loop started).
+func (t *tray) reapply() {
+	systray.SetTitle("ncagent")
+	t.iconSet, t.tooltipSet = false, false
 }
 
 // refresh reads the status and shows it.
@@ -392,9 +406,9 @@ func (t *tray) show(v trayView) {
 		systray.SetIcon(iconBytes(v.Icon))
 		t.icon, t.iconSet = v.Icon, true
 	}
-	if v.Tooltip != t.tooltip {
+	if !t.tooltipSet || v.Tooltip != t.tooltip {
 		systray.SetTooltip(v.Tooltip)
-		t.tooltip = v.Tooltip
+		t.tooltip, t.tooltipSet = v.Tooltip, true
 	}
 	t.info.apply(v.Info)
 	hidden := itemView{}

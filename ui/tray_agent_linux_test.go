@@ -123,9 +123,8 @@ func TestTrayWithAgent(t *testing.T) {
 		}
 		waitMenu(t, menu, "lab signed in with a token",
 			groupIs("lab", "lab — "+labHost+" — signed in, token valid \\d+ min", "Revoke access…", "Open Nextcloud"))
-		if got, want := tooltipShown(t, item), "ncagent: 3 accounts signed in"; got != want {
-			t.Errorf("tooltip: got %q, want %q", got, want)
-		}
+		waitTooltip(t, item, "ncagent: 3 accounts signed in")
+		waitIcon(t, item, iconOK)
 	})
 
 	t.Run("needs sign-in", func(t *testing.T) {
@@ -143,9 +142,8 @@ func TestTrayWithAgent(t *testing.T) {
 		waitFor(t, "a needs-sign-in notification", func() bool {
 			return slices.Contains(notes.summaries(), "ncagent: home needs sign-in")
 		})
-		if got, want := tooltipShown(t, item), "ncagent: home needs sign-in"; got != want {
-			t.Errorf("tooltip: got %q, want %q", got, want)
-		}
+		waitTooltip(t, item, "ncagent: home needs sign-in")
+		waitIcon(t, item, iconAttention)
 	})
 
 	t.Run("offline", func(t *testing.T) {

@@ -301,6 +301,26 @@ func iconShown(t *testing.T, item dbus.BusObject) []byte {
 	return px[0][2].([]byte)
 }
 
+// waitTooltip waits for the item's tooltip to read want.
+func waitTooltip(t *testing.T, item dbus.BusObject, want string) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(waitTimeout)
+	for got = tooltipShown(t, item); got != want; got = tooltipShown(t, item) {
+		if time.Now().After(deadline) {
+			t.Fatalf("tooltip: got %q, want %q", got, want)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// waitIcon waits for the item to show the icon of state s.
+func waitIcon(t *testing.T, item dbus.BusObject, s iconState) {
+	t.Helper()
+	want := pixmap(t, s)
+	waitFor(t, "the "+s.String()+" icon", func() bool { return bytes.Equal(iconShown(t, item), want) })
+}
+
 func tooltipShown(t *testing.T, item dbus.BusObject) string {
 	t.Helper()
 	v, err := item.GetProperty("org.kde.StatusNotifierItem.ToolTip")
@@ -389,12 +409,8 @@ func TestTrayOverDBus(t *testing.T) {
 		if got := shown(l); !slices.Equal(got, want) {
 			t.Errorf("menu:\n got %q\nwant %q", got, want)
 		}
-		if got := tooltipShown(t, item); got != "ncagent: home needs sign-in" {
-			t.Errorf("tooltip: got %q, want %q", got, "ncagent: home needs sign-in")
-		}
-		if !bytes.Equal(iconShown(t, item), pixmap(t, iconAttention)) {
-			t.Errorf("icon: want the attention icon")
-		}
+		waitTooltip(t, item, "ncagent: home needs sign-in")
+		waitIcon(t, item, iconAttention)
 	})
 
 	t.Run("revoke", func(t *testing.T) {

@@ -20,7 +20,11 @@ func init() {
 			opts.Autostart = trayAutostart{env}
 		}
 		opts.Quit = quit // ends the run verb's context: the agent stops cleanly
-		return ui.StartTray(ctx, a, opts)
+		stop, err := ui.StartTray(ctx, a, opts)
+		if err == nil {
+			log.Info("tray started")
+		}
+		return stop, err
 	}
 }
 

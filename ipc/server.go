@@ -67,9 +67,10 @@ type Server struct {
 	hs   *http.Server
 
 	// Hooks, fixed at construction; tests replace them.
-	peerCred func(net.Conn) (Peer, error)
-	allow    func(Peer) error
-	connWait time.Duration // how long a connection over MaxConns waits
+	peerCred   func(net.Conn) (Peer, error)
+	allow      func(Peer) error
+	connWait   time.Duration // how long a connection over MaxConns waits
+	noFastLane bool          // hand every connection to net/http
 
 	// shutdownCtx is cancelled when shutdown starts (Run's ctx done, or
 	// Close); it ends login streams, which could otherwise hold shutdown
@@ -778,31 +779,63 @@ func (fc *fastConn) serve() {
 		fastBufPool.Put(bp)
 		s.connWG.Done()
 	}()
-	for {
-		if fc.r == fc.w {
-			fc.r, fc.w = 0, 0
-			fc.pc.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
-			if !fc.fill() {
-				return
+	if s.noFastLane {
+		handedOff = fc.handOff(nil)
+		return
+	}
+	// ReadTimeout bounds the first request from the accept, as in net/http.
+	fc.pc.SetReadDeadline(time.Now().Add(s.opts.ReadTimeout))
+	fc.timed = true
+	if fc.fill() != readOK {
+		return
+	}
+	for served, lastPOST := false, false; ; served = true {
+		if served {
+			// As net/http: wait, under IdleTimeout, for 4 bytes of the
+			// next request (fewer and the client's close or the timeout
+			// end the connection silently), then after a POST drop the
+			// CR and LF among them (RFC 9112 section 2.2).
+			fc.timed = false
+			if fc.w-fc.r < 4 {
+				fc.pc.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
+				for fc.w-fc.r < 4 {
+					if fc.fill() != readOK {
+						return
+					}
+				}
+			}
+			if lastPOST {
+				for i := 0; i < 4 && (fc.buf[fc.r] == '\r' || fc.buf[fc.r] == '\n'); i++ {
+					fc.r++
+				}
 			}
 		}
 		if !fc.state.CompareAndSwap(connIdle, connBusy) {
 			return // closed by shutdown
 		}
-		fc.timed = false
-		req, ok := fc.readHead()
-		if !ok {
+		req, res := fc.readHead()
+		if res == readFailed {
 			return
 		}
-		if req.ep.call == nil {
-			handedOff = fc.handOff()
+		if res == readEOF || req.handoff {
+			handedOff = fc.handOff(nil)
 			return
 		}
 		fc.pc.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
-		body, pooled, ok := fc.readBody(req)
-		if !ok {
+		body, pooled, res := fc.readBody(req)
+		switch res {
+		case readFailed:
+			return
+		case readEOF:
+			// A truncated body: net/http answers it as it would (400).
+			var partial []byte
+			if pooled != nil {
+				partial = pooled.Bytes()
+			}
+			handedOff = fc.handOff(partial)
 			return
 		}
+		lastPOST = req.ep.method == http.MethodPost
 		status, v := req.ep.call(s, s.closeCtx, fc.pc.peer, body)
 		if pooled != nil {
 			bodyPool.Put(pooled)
@@ -822,16 +855,34 @@ func (fc *fastConn) serve() {
 	}
 }
 
+// readResult says how reading from the connection ended.
+type readResult int
+
+const (
+	readOK     readResult = iota
+	readEOF               // the client closed its side
+	readFailed            // a timeout or another error
+)
+
 // fill reads what the connection has into the free end of buf, compacting
-// it first when needed. It reports false on an error or timeout.
-func (fc *fastConn) fill() bool {
-	if fc.w == len(fc.buf) && fc.r > 0 {
+// it first when needed.
+func (fc *fastConn) fill() readResult {
+	if fc.r == fc.w {
+		fc.r, fc.w = 0, 0
+	} else if fc.w == len(fc.buf) && fc.r > 0 {
 		fc.w = copy(fc.buf, fc.buf[fc.r:fc.w])
 		fc.r = 0
 	}
 	n, err := fc.pc.Read(fc.buf[fc.w:])
 	fc.w += n
-	return n > 0 || err == nil
+	switch {
+	case n > 0 || err == nil:
+		return readOK
+	case errors.Is(err, io.EOF):
+		return readEOF
+	default:
+		return readFailed
+	}
 }
 
 // arm sets the read deadline for the rest of the current request, once:
@@ -844,28 +895,29 @@ func (fc *fastConn) arm() {
 }
 
 // readHead waits for a complete request head in buf and parses it. A
-// request for net/http has a zero ep. ok is false on a read error or
-// timeout.
-func (fc *fastConn) readHead() (req fastRequest, ok bool) {
+// request for net/http has req.handoff set. On readEOF the head is
+// incomplete: net/http is to answer what was sent.
+func (fc *fastConn) readHead() (fastRequest, readResult) {
 	for {
 		req, complete := parseHead(fc.buf[fc.r:fc.w])
 		if complete || req.handoff {
-			return req, true
+			return req, readOK
 		}
 		if fc.w-fc.r == len(fc.buf) {
-			return fastRequest{handoff: true}, true // a head too large for the fast lane
+			return fastRequest{handoff: true}, readOK // a head too large for the fast lane
 		}
 		fc.arm()
-		if !fc.fill() {
-			return req, false
+		if res := fc.fill(); res != readOK {
+			return req, res
 		}
 	}
 }
 
-// readBody returns the body of req, whose head is at buf[r:]; a body that
+// readBody returns the body of req, whose head is at buf[r:]. A body that
 // does not fit in buf is read into a pooled buffer, returned to be put
-// back. It consumes the request from buf.
-func (fc *fastConn) readBody(req fastRequest) (body []byte, pooled *bytes.Buffer, ok bool) {
+// back. On readOK the request is consumed from buf; on readEOF buf still
+// holds the head, and the pooled buffer (if any) what came of the body.
+func (fc *fastConn) readBody(req fastRequest) (body []byte, pooled *bytes.Buffer, res readResult) {
 	total := req.headLen + req.bodyLen
 	if total <= len(fc.buf) {
 		for fc.w-fc.r < total {
@@ -874,30 +926,39 @@ func (fc *fastConn) readBody(req fastRequest) (body []byte, pooled *bytes.Buffer
 				fc.r = 0
 			}
 			fc.arm()
-			if !fc.fill() {
-				return nil, nil, false
+			if res := fc.fill(); res != readOK {
+				return nil, nil, res
 			}
 		}
 		body = fc.buf[fc.r+req.headLen : fc.r+total]
 		fc.r += total
-		return body, nil, true
+		return body, nil, readOK
 	}
+	// The body is larger than buf, so buf holds the head and part of it.
 	pooled = bodyPool.Get().(*bytes.Buffer)
 	pooled.Reset()
-	pooled.Write(fc.buf[fc.r+req.headLen : fc.w]) // less than the body: total > len(buf)
-	fc.r, fc.w = 0, 0
+	pooled.Write(fc.buf[fc.r+req.headLen : fc.w])
+	fc.w = fc.r + req.headLen
 	fc.arm()
-	if _, err := io.CopyN(pooled, fc.pc, int64(req.bodyLen-pooled.Len())); err != nil {
+	_, err := io.CopyN(pooled, fc.pc, int64(req.bodyLen-pooled.Len()))
+	switch {
+	case err == nil:
+		fc.r, fc.w = 0, 0
+		return pooled.Bytes(), pooled, readOK
+	case errors.Is(err, io.EOF):
+		return nil, pooled, readEOF
+	default:
 		bodyPool.Put(pooled)
-		return nil, nil, false
+		return nil, nil, readFailed
 	}
-	return pooled.Bytes(), pooled, true
 }
 
-// handOff passes the connection, with what was read and not consumed, to
-// the net/http server. It reports false when that server is shut down.
-func (fc *fastConn) handOff() bool {
-	hc := &handoffConn{peerConn: fc.pc, pending: bytes.Clone(fc.buf[fc.r:fc.w])}
+// handOff passes the connection to the net/http server, which first reads
+// what the fast lane received and did not consume (buf[r:w], then extra).
+// It reports false when that server is shut down.
+func (fc *fastConn) handOff(extra []byte) bool {
+	pending := append(bytes.Clone(fc.buf[fc.r:fc.w]), extra...)
+	hc := &handoffConn{peerConn: fc.pc, pending: pending}
 	fc.pc.SetDeadline(time.Time{}) // net/http sets its own
 	select {
 	case fc.s.handoff.ch <- hc:
@@ -1071,7 +1132,7 @@ func equalFold(b []byte, s string) bool {
 }
 
 // appendResponse appends a complete response with v as its JSON body and
-// the headers net/http would send for writeJSON.
+// the headers net/http sends for writeJSON, in its order.
 func appendResponse(b []byte, status int, v any, closing bool) []byte {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -1082,8 +1143,9 @@ func appendResponse(b []byte, status int, v any, closing bool) []byte {
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
 	b = append(b, http.StatusText(status)...)
-	b = append(b, "\r\nCache-Control: no-store\r\nContent-Type: application/json\r\nContent-Length: "...)
+	b = append(b, "\r\nCache-Control: no-store\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nContent-Type: application/json"...)
 	// RFC 9110 section 6.6.1: an origin server with a clock MUST send Date
 	// (https://www.rfc-editor.org/rfc/rfc9110#section-6.6.1).
 	b = append(b, "\r\nDate: "...)

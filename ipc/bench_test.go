@@ -5,10 +5,13 @@ package ipc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -391,5 +394,87 @@ func TestClientContext(t *testing.T) {
 	}
 	if got := conns.Load(); got != 3 {
 		t.Errorf("connections: got %d, want 3", got)
+	}
+}
+
+// FuzzFastJSON checks the fast JSON paths against encoding/json: a body
+// the fast decoders take decodes to what decodeBody and json.Unmarshal
+// give, and every value encodes to what json.Marshal gives.
+func FuzzFastJSON(f *testing.F) {
+	files, err := filepath.Glob(filepath.Join("testdata", "requests", "*.json"))
+	if err != nil || len(files) == 0 {
+		f.Fatalf("no seeds in testdata/requests: %v", err)
+	}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, "work", int64(0))
+	}
+	resp, _ := fakeToken("work", Scopes{"openid", "files"})
+	seed, _ := json.Marshal(resp)
+	f.Add(seed, "a<b>&c\u2028\xff\"\\\n", int64(1893553445))
+	f.Add([]byte(`{"expires_at":"2030-01-02T03:04:05.5Z","expires_in":-0,"scope":""}`), "é", int64(-62135596801))
+	f.Add([]byte(` {"scopes":[ "a" ,"b"],"min_valid_seconds":012} `), "", int64(253402300800))
+	f.Add([]byte(`{"scopes":"  a b ","ACCOUNT":"x","account":"y","account":"z"}`), "x", int64(1e18))
+	f.Add([]byte(`{"account":"<&>"}`), "<a&b>", int64(1))
+
+	f.Fuzz(func(t *testing.T, body []byte, s string, sec int64) {
+		var fastReq, slowReq TokenRequest
+		if decodeTokenRequest(body, &fastReq) {
+			if e := decodeBody(body, &slowReq, true); e != nil {
+				t.Fatalf("fast decoder took %q, decodeBody refused it: %v", body, e)
+			}
+			if !reflect.DeepEqual(fastReq, slowReq) {
+				t.Fatalf("request %q: got %#v, want %#v", body, fastReq, slowReq)
+			}
+		}
+		var fastResp, slowResp TokenResponse
+		if decodeTokenResponse(body, &fastResp) {
+			if err := json.Unmarshal(body, &slowResp); err != nil {
+				t.Fatalf("fast decoder took %q, encoding/json refused it: %v", body, err)
+			}
+			if !reflect.DeepEqual(fastResp, slowResp) {
+				t.Fatalf("response %q: got %#v, want %#v", body, fastResp, slowResp)
+			}
+		}
+
+		// Encoding: values decoded by encoding/json, and values built
+		// from the fuzzed string and time.
+		var reqs []TokenRequest
+		if decodeBody(body, &slowReq, true) == nil {
+			reqs = append(reqs, slowReq)
+		}
+		reqs = append(reqs, TokenRequest{Account: s, Scopes: Scopes{s, "x"}, Audience: s, MinValidSeconds: sec, ClientHint: s},
+			TokenRequest{Scopes: Scopes{}})
+		for _, r := range reqs {
+			checkEncoding(t, &r)
+		}
+		var resps []TokenResponse
+		if json.Unmarshal(body, &slowResp) == nil {
+			resps = append(resps, slowResp)
+		}
+		when := time.Unix(sec%(1<<40), sec%1e9)
+		resps = append(resps,
+			TokenResponse{Account: s, TokenType: s, AccessToken: s, Authorization: s, ExpiresAt: when.UTC(),
+				ExpiresIn: sec, Scope: s, Username: s, Server: s, IssuedTokenType: s},
+			TokenResponse{ExpiresAt: when.In(time.FixedZone("x", 3600))})
+		for _, r := range resps {
+			checkEncoding(t, &r)
+		}
+	})
+}
+
+// checkEncoding fails t when appendJSON and json.Marshal disagree on v.
+func checkEncoding(t *testing.T, v any) {
+	t.Helper()
+	want, wantErr := json.Marshal(v)
+	got, err := appendJSON([]byte("prefix"), v)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("encoding %#v: got error %v, want %v", v, err, wantErr)
+	}
+	if err == nil && string(got) != "prefix"+string(want) {
+		t.Fatalf("encoding %#v: got %q, want %q", v, got[len("prefix"):], want)
 	}
 }

@@ -145,7 +145,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	var body []byte
 	if in != nil {
 		var err error
-		if body, err = json.Marshal(in); err != nil {
+		if r, ok := in.(TokenRequest); ok {
+			in = &r
+		}
+		if body, err = appendJSON(nil, in); err != nil {
 			return fmt.Errorf("ipc: %s %s: encoding request: %w", method, path, err)
 		}
 	}
@@ -169,6 +172,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		if status != http.StatusOK {
 			return responseError(status, resp)
+		}
+		if r, ok := out.(*TokenResponse); ok && decodeTokenResponse(resp, r) {
+			return nil
 		}
 		if err := json.Unmarshal(resp, out); err != nil {
 			return fmt.Errorf("ipc: %s %s: decoding response: %w", method, path, err)

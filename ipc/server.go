@@ -467,6 +467,9 @@ func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *Error 
 // validates it. decodeBody copies what it keeps, so body may be reused
 // afterwards.
 func decodeRequest(body []byte, v interface{ validate() *Error }, emptyOK bool) *Error {
+	if r, ok := v.(*TokenRequest); ok && decodeTokenRequest(body, r) {
+		return r.validate()
+	}
 	if e := decodeBody(body, v, emptyOK); e != nil {
 		return e
 	}
@@ -681,7 +684,7 @@ func clip(s string) string {
 
 // writeJSON writes v with the headers every response carries.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := appendJSON(nil, v)
 	if err != nil {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(&Error{Code: CodeInternal, Message: "encoding response"})
@@ -747,6 +750,7 @@ type fastConn struct {
 	state atomic.Int32 // connIdle, connBusy or connClosing
 	buf   []byte       // read buffer; buf[r:w] is received and not consumed
 	r, w  int
+	body  []byte // the response body being encoded, reused
 	out   []byte // the response being written, reused
 	// timed is set once the read deadline of the current request is armed.
 	timed bool
@@ -841,12 +845,12 @@ func (fc *fastConn) serve() {
 			bodyPool.Put(pooled)
 		}
 		closing := req.close || s.inShutdown.Load()
-		fc.out = appendResponse(fc.out[:0], status, v, closing)
+		fc.body, fc.out = appendResponse(fc.body[:0], fc.out[:0], status, v, closing)
 		if _, err := fc.pc.Write(fc.out); err != nil || closing {
 			return
 		}
 		if cap(fc.out) > fastBufSize {
-			fc.out = nil // a large status: do not keep its buffer
+			fc.body, fc.out = nil, nil // a large status: do not keep its buffers
 		}
 		fc.state.Store(connIdle)
 		if s.inShutdown.Load() {
@@ -1131,13 +1135,14 @@ func equalFold(b []byte, s string) bool {
 	return true
 }
 
-// appendResponse appends a complete response with v as its JSON body and
-// the headers net/http sends for writeJSON, in its order.
-func appendResponse(b []byte, status int, v any, closing bool) []byte {
-	body, err := json.Marshal(v)
+// appendResponse appends to b a complete response with v as its JSON body
+// (encoded into body) and the headers net/http sends for writeJSON, in its
+// order. It returns both buffers for reuse.
+func appendResponse(body, b []byte, status int, v any, closing bool) ([]byte, []byte) {
+	body, err := appendJSON(body, v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		body, _ = json.Marshal(&Error{Code: CodeInternal, Message: "encoding response"})
+		body, _ = appendJSON(body[:0], &Error{Code: CodeInternal, Message: "encoding response"})
 	}
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
@@ -1154,7 +1159,7 @@ func appendResponse(b []byte, status int, v any, closing bool) []byte {
 		b = append(b, "\r\nConnection: close"...)
 	}
 	b = append(b, "\r\n\r\n"...)
-	return append(b, body...)
+	return body, append(b, body...)
 }
 
 // handoffListener hands fast-lane connections to the net/http server.

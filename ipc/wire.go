@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -259,4 +260,355 @@ type Backend interface {
 	// from the returned error.
 	Login(ctx context.Context, peer Peer, req LoginRequest, progress func(LoginEvent)) (LoginEvent, error)
 	Revoke(ctx context.Context, peer Peer, req RevokeRequest) (RevokeResponse, error)
+}
+
+// Fast JSON paths for the types on the hot path (TokenRequest, and
+// TokenResponse). They give exactly what encoding/json gives, which
+// FuzzFastJSON checks, and leave anything outside a plain subset to
+// encoding/json: decoding handles only objects whose keys are the type's
+// own field names, whose strings are printable ASCII without escapes, and
+// whose numbers are integers; encoding handles every value but falls back
+// per string that needs escaping and for times that are not UTC.
+
+// appendJSON appends v encoded as json.Marshal does.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	switch v := v.(type) {
+	case *TokenResponse:
+		if out, ok := appendTokenResponse(b, v); ok {
+			return out, nil
+		}
+	case *TokenRequest:
+		return appendTokenRequest(b, v), nil
+	}
+	j, err := json.Marshal(v)
+	return append(b, j...), err
+}
+
+func appendTokenRequest(b []byte, r *TokenRequest) []byte {
+	b = append(b, '{')
+	first := true
+	field := func(name string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, name...)
+		b = append(b, `":`...)
+	}
+	if r.Account != "" {
+		field("account")
+		b = appendJSONString(b, r.Account)
+	}
+	if len(r.Scopes) > 0 {
+		field("scopes")
+		b = appendJSONStrings(b, r.Scopes)
+	}
+	if r.Audience != "" {
+		field("audience")
+		b = appendJSONString(b, r.Audience)
+	}
+	if r.MinValidSeconds != 0 {
+		field("min_valid_seconds")
+		b = strconv.AppendInt(b, r.MinValidSeconds, 10)
+	}
+	if r.ClientHint != "" {
+		field("client_hint")
+		b = appendJSONString(b, r.ClientHint)
+	}
+	return append(b, '}')
+}
+
+// appendTokenResponse appends r, or reports false when r.ExpiresAt is a
+// time it leaves to encoding/json (not UTC, or a year outside 0-9999).
+func appendTokenResponse(b []byte, r *TokenResponse) ([]byte, bool) {
+	if !r.ExpiresAt.IsZero() && (r.ExpiresAt.Location() != time.UTC || r.ExpiresAt.Year() < 0 || r.ExpiresAt.Year() > 9999) {
+		return b, false
+	}
+	b = append(b, `{"account":`...)
+	b = appendJSONString(b, r.Account)
+	b = append(b, `,"token_type":`...)
+	b = appendJSONString(b, r.TokenType)
+	b = append(b, `,"access_token":`...)
+	b = appendJSONString(b, r.AccessToken)
+	b = append(b, `,"authorization":`...)
+	b = appendJSONString(b, r.Authorization)
+	if !r.ExpiresAt.IsZero() {
+		b = append(b, `,"expires_at":"`...)
+		b = r.ExpiresAt.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	if r.ExpiresIn != 0 {
+		b = append(b, `,"expires_in":`...)
+		b = strconv.AppendInt(b, r.ExpiresIn, 10)
+	}
+	if r.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, r.Scope)
+	}
+	if r.Username != "" {
+		b = append(b, `,"username":`...)
+		b = appendJSONString(b, r.Username)
+	}
+	b = append(b, `,"server":`...)
+	b = appendJSONString(b, r.Server)
+	if r.IssuedTokenType != "" {
+		b = append(b, `,"issued_token_type":`...)
+		b = appendJSONString(b, r.IssuedTokenType)
+	}
+	return append(b, '}'), true
+}
+
+// appendJSONStrings appends a JSON array of strings.
+func appendJSONStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendJSONString appends s quoted as json.Marshal does; a string with a
+// character it escapes (controls, quote, backslash, <, >, &, non-ASCII)
+// is left to encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !plainJSONByte(s[i]) {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// plainJSONByte reports whether c stands for itself inside a JSON string,
+// in encoding/json's output (which escapes <, > and &) and in input this
+// package decodes without encoding/json.
+func plainJSONByte(c byte) bool {
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+}
+
+// decodeTokenRequest decodes body into *r when it is a plain object (see
+// above) and reports whether it did; otherwise r is untouched and the
+// caller decodes with encoding/json, which also words the errors.
+func decodeTokenRequest(body []byte, r *TokenRequest) bool {
+	var out TokenRequest
+	ok := decodePlainObject(body, func(d *plainDecoder, key string) bool {
+		switch key {
+		case "account":
+			out.Account = d.str()
+		case "audience":
+			out.Audience = d.str()
+		case "client_hint":
+			out.ClientHint = d.str()
+		case "min_valid_seconds":
+			out.MinValidSeconds = d.int()
+		case "scopes":
+			// Scopes.UnmarshalJSON: a space-separated string or an array.
+			if d.peek() == '"' {
+				out.Scopes = strings.Fields(d.str())
+			} else {
+				out.Scopes = d.strs()
+			}
+		default:
+			return false
+		}
+		return true
+	})
+	if ok {
+		*r = out
+	}
+	return ok
+}
+
+// decodeTokenResponse is decodeTokenRequest for a TokenResponse.
+func decodeTokenResponse(body []byte, r *TokenResponse) bool {
+	var out TokenResponse
+	ok := decodePlainObject(body, func(d *plainDecoder, key string) bool {
+		switch key {
+		case "account":
+			out.Account = d.str()
+		case "token_type":
+			out.TokenType = d.str()
+		case "access_token":
+			out.AccessToken = d.str()
+		case "authorization":
+			out.Authorization = d.str()
+		case "expires_at":
+			out.ExpiresAt = d.utcTime()
+		case "expires_in":
+			out.ExpiresIn = d.int()
+		case "scope":
+			out.Scope = d.str()
+		case "username":
+			out.Username = d.str()
+		case "server":
+			out.Server = d.str()
+		case "issued_token_type":
+			out.IssuedTokenType = d.str()
+		default:
+			return false
+		}
+		return true
+	})
+	if ok {
+		*r = out
+	}
+	return ok
+}
+
+// plainDecoder reads the plain JSON subset. Any byte outside it sets bad;
+// the readers then return zero values and the whole decode is dropped.
+type plainDecoder struct {
+	b   []byte
+	i   int
+	bad bool
+}
+
+// decodePlainObject decodes body, an object with surrounding whitespace,
+// calling member for each key with the decoder at its value; member reads
+// the value, or returns false for a key it does not take.
+func decodePlainObject(body []byte, member func(d *plainDecoder, key string) bool) bool {
+	d := &plainDecoder{b: body}
+	d.ws()
+	if !d.eat('{') {
+		return false
+	}
+	d.ws()
+	if !d.eat('}') {
+		for {
+			d.ws()
+			key := d.str()
+			d.ws()
+			if d.bad || !d.eat(':') {
+				return false
+			}
+			d.ws()
+			if !member(d, key) || d.bad {
+				return false
+			}
+			d.ws()
+			if d.eat(',') {
+				continue
+			}
+			if !d.eat('}') {
+				return false
+			}
+			break
+		}
+	}
+	d.ws()
+	return !d.bad && d.i == len(d.b)
+}
+
+func (d *plainDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *plainDecoder) peek() byte {
+	if d.i < len(d.b) {
+		return d.b[d.i]
+	}
+	return 0
+}
+
+func (d *plainDecoder) eat(c byte) bool {
+	if d.peek() == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// str reads a string of plain bytes.
+func (d *plainDecoder) str() string {
+	if !d.eat('"') {
+		d.bad = true
+		return ""
+	}
+	start := d.i
+	for d.i < len(d.b) && plainJSONByte(d.b[d.i]) {
+		d.i++
+	}
+	if !d.eat('"') {
+		d.bad = true
+		return ""
+	}
+	return string(d.b[start : d.i-1])
+}
+
+// strs reads an array of plain strings; [] is an empty, non-nil slice,
+// as encoding/json makes it.
+func (d *plainDecoder) strs() []string {
+	if !d.eat('[') {
+		d.bad = true
+		return nil
+	}
+	list := []string{}
+	d.ws()
+	if d.eat(']') {
+		return list
+	}
+	for !d.bad {
+		d.ws()
+		list = append(list, d.str())
+		d.ws()
+		if d.eat(']') {
+			return list
+		}
+		if !d.eat(',') {
+			d.bad = true
+		}
+	}
+	return nil
+}
+
+// int reads an integer of at most 18 digits (no fraction or exponent).
+func (d *plainDecoder) int() int64 {
+	neg := d.eat('-')
+	start := d.i
+	var n int64
+	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
+		n = n*10 + int64(d.b[d.i]-'0')
+		d.i++
+	}
+	digits := d.i - start
+	if digits == 0 || digits > 18 || digits > 1 && d.b[start] == '0' {
+		d.bad = true
+		return 0
+	}
+	if c := d.peek(); c == '.' || c == 'e' || c == 'E' {
+		d.bad = true
+		return 0
+	}
+	if neg {
+		n = -n
+	}
+	return n
+}
+
+// utcTime reads a time of the form 2006-01-02T15:04:05Z.
+func (d *plainDecoder) utcTime() time.Time {
+	s := d.str()
+	if len(s) != len("2006-01-02T15:04:05Z") || s[len(s)-1] != 'Z' {
+		d.bad = true
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		d.bad = true
+	}
+	return t
 }

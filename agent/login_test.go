@@ -115,14 +115,25 @@ func startLoginRig(t *testing.T, opts loginRigOptions) *loginRig {
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
-	ln, err := ipc.Listen(socket)
+	// Cleanups run last-registered first: the agent stops before the
+	// logs are checked.
+	t.Cleanup(func() { r.checkLogs(t) })
+	r.client = serveAgent(t, r.agent, socket)
+	return r
+}
+
+// serveAgent runs a on a new socket at path until the test ends, and
+// returns a client of it. At cleanup it stops the agent and fails the test
+// when Run fails or does not return within loginWait.
+func serveAgent(t *testing.T, a *Agent, path string) *ipc.Client {
+	t.Helper()
+	ln, err := ipc.Listen(path)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.agent.Run(ctx, ln) }()
-	r.client = ipc.NewClient(socket)
+	go func() { done <- a.Run(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -133,9 +144,8 @@ func startLoginRig(t *testing.T, opts loginRigOptions) *loginRig {
 		case <-time.After(loginWait):
 			t.Errorf("agent did not stop within %s", loginWait)
 		}
-		r.checkLogs(t)
 	})
-	return r
+	return ipc.NewClient(path)
 }
 
 func (r *loginRig) remember(secrets ...string) {

@@ -3,12 +3,15 @@
 package ipc
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -419,6 +422,8 @@ func FuzzFastJSON(f *testing.F) {
 	f.Add([]byte(` {"scopes":[ "a" ,"b"],"min_valid_seconds":012} `), "", int64(253402300800))
 	f.Add([]byte(`{"scopes":"  a b ","ACCOUNT":"x","account":"y","account":"z"}`), "x", int64(1e18))
 	f.Add([]byte(`{"account":"<&>"}`), "<a&b>", int64(1))
+	f.Add([]byte(`{"":}`), "", int64(0))
+	f.Add([]byte(`{"account":}`), "", int64(0))
 
 	f.Fuzz(func(t *testing.T, body []byte, s string, sec int64) {
 		var fastReq, slowReq TokenRequest
@@ -477,4 +482,124 @@ func checkEncoding(t *testing.T, v any) {
 	if err == nil && string(got) != "prefix"+string(want) {
 		t.Fatalf("encoding %#v: got %q, want %q", v, got[len("prefix"):], want)
 	}
+}
+
+// TestClientFraming serves canned answers in the framings net/http may
+// use and checks that the client reads each the same, reusing the
+// connection only when the answer allows it.
+func TestClientFraming(t *testing.T) {
+	tok, _ := fakeToken("work", Scopes{"openid"})
+	doc, _ := json.Marshal(tok)
+	big, _ := json.Marshal(StatusResponse{Version: strings.Repeat("v", 70<<10), Accounts: []AccountStatus{}})
+	chunked := func(b []byte) string { return fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(b), b) }
+	cases := []struct {
+		name    string
+		answer  string
+		reuse   bool
+		wantErr string
+	}{
+		{"length", "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(doc)) + "\r\n\r\n" + string(doc), true, ""},
+		{"no reason, odd case", "HTTP/1.1 200\r\ncontent-length:" + fmt.Sprint(len(doc)) + "\r\nX-A: b\r\n\r\n" + string(doc), true, ""},
+		{"connection close", "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: " + fmt.Sprint(len(doc)) + "\r\n\r\n" + string(doc), false, ""},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked(doc), true, ""},
+		{"until close", "HTTP/1.0 200 OK\r\n\r\n" + string(doc), false, ""},
+		{"over 64 KiB", "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(big)) + "\r\n\r\n" + string(big), true, ""},
+		{"error", "HTTP/1.1 409 Conflict\r\nContent-Length: 43\r\n\r\n{\"error\":\"needs_login\",\"message\":\"sign in\"}", true, "needs_login"},
+		{"two lengths", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{} ", false, "Content-Length"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(shortDir(t), "s.sock")
+			ln, err := Listen(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			var conns atomic.Int64
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns.Add(1)
+					go func() {
+						defer c.Close()
+						br := bufio.NewReader(c)
+						for {
+							req, err := http.ReadRequest(br)
+							if err != nil {
+								return
+							}
+							io.Copy(io.Discard, req.Body)
+							if _, err := io.WriteString(c, tc.answer); err != nil || strings.HasPrefix(tc.answer, "HTTP/1.0") {
+								return
+							}
+						}
+					}()
+				}
+			}()
+			c := NewClient(path)
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for range 2 {
+				var err error
+				if tc.name == "over 64 KiB" {
+					var st StatusResponse
+					st, err = c.Status(ctx)
+					if err == nil && len(st.Version) != 70<<10 {
+						t.Fatalf("status version: got %d bytes, want %d", len(st.Version), 70<<10)
+					}
+				} else {
+					var got TokenResponse
+					got, err = c.Token(ctx, TokenRequest{})
+					if err == nil && !reflect.DeepEqual(got, tok) {
+						t.Fatalf("got %+v, want %+v", got, tok)
+					}
+				}
+				if tc.wantErr == "" && err != nil {
+					t.Fatalf("got %v, want no error", err)
+				}
+				if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+					t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+				}
+			}
+			want := int64(2)
+			if tc.reuse {
+				want = 1
+			}
+			if got := conns.Load(); got != want {
+				t.Errorf("connections for 2 requests: got %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// FuzzResponseHead checks the client's head parser against
+// http.ReadResponse: a head it takes must mean the same to net/http.
+func FuzzResponseHead(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: keep-alive, close\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 404\r\ncontent-length:  0 \r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n X: y\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 \n0\r\nContent-Length:0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, head []byte) {
+		i := bytes.Index(head, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		head = head[:i+4]
+		status, length, closing, ok := parseResponseHead(head)
+		if !ok {
+			return
+		}
+		r, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
+		if err != nil {
+			t.Fatalf("head %q: parsed, but net/http refuses it: %v", head, err)
+		}
+		if r.StatusCode != status || r.ContentLength != int64(length) || r.Close != closing {
+			t.Fatalf("head %q: got status %d length %d close %v, want %d %d %v", head, status, length, closing, r.StatusCode, r.ContentLength, r.Close)
+		}
+	})
 }

@@ -165,22 +165,29 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			}
 			return fmt.Errorf("ipc: %s %s: %w", method, path, err)
 		}
+		err = decodeAnswer(status, resp, out) // before cc is reused: resp is its buffer
 		if cc.keep {
 			c.put(cc)
 		} else {
 			cc.c.Close()
 		}
-		if status != http.StatusOK {
-			return responseError(status, resp)
-		}
-		if r, ok := out.(*TokenResponse); ok && decodeTokenResponse(resp, r) {
-			return nil
-		}
-		if err := json.Unmarshal(resp, out); err != nil {
+		if err != nil && !errors.As(err, new(*Error)) {
 			return fmt.Errorf("ipc: %s %s: decoding response: %w", method, path, err)
 		}
+		return err
+	}
+}
+
+// decodeAnswer decodes a 200 answer into out; any other status is returned
+// as *Error.
+func decodeAnswer(status int, body []byte, out any) error {
+	if status != http.StatusOK {
+		return responseError(status, body)
+	}
+	if r, ok := out.(*TokenResponse); ok && decodeTokenResponse(body, r) {
 		return nil
 	}
+	return json.Unmarshal(body, out)
 }
 
 // responseError turns a non-200 answer into *Error.
@@ -243,6 +250,7 @@ type clientConn struct {
 	c         net.Conn
 	br        *bufio.Reader
 	req       []byte    // the request being sent, reused
+	resp      []byte    // the last answer's body, reused
 	keep      bool      // the last answer left the connection reusable
 	idleSince time.Time // set when put back
 }
@@ -297,22 +305,115 @@ func (cc *clientConn) roundTrip(ctx context.Context, method, path string, body [
 	if _, err := cc.br.Peek(1); err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
-	r, err := http.ReadResponse(cc.br, nil)
+	status, resp, err = cc.readAnswer()
 	if err != nil {
 		return 0, nil, err
 	}
-	resp, err = io.ReadAll(io.LimitReader(r.Body, maxResponseBytes+1))
-	if err != nil {
-		return 0, nil, fmt.Errorf("reading response: %w", err)
-	}
-	if len(resp) > maxResponseBytes {
-		return 0, nil, fmt.Errorf("reading response: larger than %d bytes", maxResponseBytes)
-	}
-	cc.keep = !r.Close
 	if hasDeadline && cc.keep {
 		cc.c.SetDeadline(time.Time{})
 	}
-	return r.StatusCode, resp, nil
+	return status, resp, nil
+}
+
+// readAnswer reads one response and its body (at most maxResponseBytes;
+// valid until the next request on cc) and sets cc.keep. A head the agent
+// sends (HTTP/1.1, one Content-Length) is parsed in place; anything else
+// goes through http.ReadResponse.
+func (cc *clientConn) readAnswer() (status int, body []byte, err error) {
+	head, err := cc.peekHead()
+	if err != nil {
+		return 0, nil, err
+	}
+	status, length, closing, ok := parseResponseHead(head)
+	if !ok {
+		r, err := http.ReadResponse(cc.br, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxResponseBytes+1))
+		if err != nil {
+			return 0, nil, fmt.Errorf("reading response: %w", err)
+		}
+		if len(body) > maxResponseBytes {
+			return 0, nil, fmt.Errorf("reading response: larger than %d bytes", maxResponseBytes)
+		}
+		cc.keep = !r.Close
+		return r.StatusCode, body, nil
+	}
+	cc.br.Discard(len(head))
+	if cap(cc.resp) < length {
+		cc.resp = make([]byte, length)
+	}
+	body = cc.resp[:length]
+	if _, err := io.ReadFull(cc.br, body); err != nil {
+		return 0, nil, fmt.Errorf("reading response: %w", err)
+	}
+	cc.keep = !closing
+	return status, body, nil
+}
+
+// peekHead returns the response head (through the empty line) buffered in
+// cc.br without consuming it, or nil when it does not fit in the buffer.
+func (cc *clientConn) peekHead() ([]byte, error) {
+	for {
+		b, _ := cc.br.Peek(cc.br.Buffered())
+		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+			return b[:i+4], nil
+		}
+		if len(b) == cc.br.Size() {
+			return nil, nil
+		}
+		if _, err := cc.br.Peek(len(b) + 1); err != nil {
+			return nil, fmt.Errorf("reading response: %w", err)
+		}
+	}
+}
+
+// parseResponseHead parses the head the agent sends: "HTTP/1.1", a final
+// status, exactly one Content-Length of at most MaxBodyBytes (a larger
+// answer is left to net/http too), no Transfer-Encoding; ok is false for
+// anything else.
+func parseResponseHead(head []byte) (status, length int, closing, ok bool) {
+	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " || len(line) > 12 && line[12] != ' ' || !isFieldValue(line) {
+		return 0, 0, false, false
+	}
+	for _, c := range line[9:12] {
+		if c < '0' || c > '9' {
+			return 0, 0, false, false
+		}
+		status = status*10 + int(c-'0')
+	}
+	if status < 200 {
+		return 0, 0, false, false
+	}
+	lengths := 0
+	for len(rest) > 2 {
+		var field []byte
+		field, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		name, value, found := bytes.Cut(field, []byte(":"))
+		value = bytes.Trim(value, " \t")
+		if !found || !isToken(name) || !isFieldValue(value) {
+			return 0, 0, false, false // also obsolete line folding
+		}
+		switch {
+		case equalFold(name, "content-length"):
+			n, ok := parseLength(value)
+			if !ok || lengths > 0 {
+				return 0, 0, false, false
+			}
+			length, lengths = n, 1
+		case equalFold(name, "transfer-encoding"):
+			return 0, 0, false, false
+		case equalFold(name, "connection"):
+			for tok := range bytes.SplitSeq(value, []byte(",")) {
+				if equalFold(bytes.Trim(tok, " \t"), "close") {
+					closing = true
+				}
+			}
+		}
+	}
+	return status, length, closing, lengths == 1
 }
 
 // send performs a request through net/http and returns a 200 response;

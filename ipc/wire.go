@@ -286,35 +286,30 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 
 func appendTokenRequest(b []byte, r *TokenRequest) []byte {
 	b = append(b, '{')
-	first := true
-	field := func(name string) {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, `":`...)
-	}
+	start := len(b)
+	// Each field with a leading comma; the first one's is dropped below.
 	if r.Account != "" {
-		field("account")
+		b = append(b, `,"account":`...)
 		b = appendJSONString(b, r.Account)
 	}
 	if len(r.Scopes) > 0 {
-		field("scopes")
+		b = append(b, `,"scopes":`...)
 		b = appendJSONStrings(b, r.Scopes)
 	}
 	if r.Audience != "" {
-		field("audience")
+		b = append(b, `,"audience":`...)
 		b = appendJSONString(b, r.Audience)
 	}
 	if r.MinValidSeconds != 0 {
-		field("min_valid_seconds")
+		b = append(b, `,"min_valid_seconds":`...)
 		b = strconv.AppendInt(b, r.MinValidSeconds, 10)
 	}
 	if r.ClientHint != "" {
-		field("client_hint")
+		b = append(b, `,"client_hint":`...)
 		b = appendJSONString(b, r.ClientHint)
+	}
+	if len(b) > start {
+		b = append(b[:start], b[start+1:]...)
 	}
 	return append(b, '}')
 }
@@ -398,7 +393,8 @@ func plainJSONByte(c byte) bool {
 // caller decodes with encoding/json, which also words the errors.
 func decodeTokenRequest(body []byte, r *TokenRequest) bool {
 	var out TokenRequest
-	ok := decodePlainObject(body, func(d *plainDecoder, key string) bool {
+	d := plainDecoder{s: string(body)}
+	for key := d.first(); d.next(&key); {
 		switch key {
 		case "account":
 			out.Account = d.str()
@@ -418,18 +414,19 @@ func decodeTokenRequest(body []byte, r *TokenRequest) bool {
 		default:
 			return false
 		}
-		return true
-	})
-	if ok {
-		*r = out
 	}
-	return ok
+	if !d.done() {
+		return false
+	}
+	*r = out
+	return true
 }
 
 // decodeTokenResponse is decodeTokenRequest for a TokenResponse.
 func decodeTokenResponse(body []byte, r *TokenResponse) bool {
 	var out TokenResponse
-	ok := decodePlainObject(body, func(d *plainDecoder, key string) bool {
+	d := plainDecoder{s: string(body)}
+	for key := d.first(); d.next(&key); {
 		switch key {
 		case "account":
 			out.Account = d.str()
@@ -454,61 +451,91 @@ func decodeTokenResponse(body []byte, r *TokenResponse) bool {
 		default:
 			return false
 		}
-		return true
-	})
-	if ok {
-		*r = out
 	}
-	return ok
+	if !d.done() {
+		return false
+	}
+	*r = out
+	return true
 }
 
-// plainDecoder reads the plain JSON subset. Any byte outside it sets bad;
-// the readers then return zero values and the whole decode is dropped.
+// plainDecoder reads the plain JSON subset from s (the body, copied once:
+// the strings it returns share it). Any byte outside the subset sets bad;
+// the readers then return zero values and the caller drops the result.
+//
+//	for key := d.first(); d.next(&key); {
+//		... read the value of key ...
+//	}
+//	ok := d.done()
 type plainDecoder struct {
-	b   []byte
-	i   int
-	bad bool
+	s     string
+	i     int
+	bad   bool
+	empty bool // the object has no members
+	n     int  // members read
 }
 
-// decodePlainObject decodes body, an object with surrounding whitespace,
-// calling member for each key with the decoder at its value; member reads
-// the value, or returns false for a key it does not take.
-func decodePlainObject(body []byte, member func(d *plainDecoder, key string) bool) bool {
-	d := &plainDecoder{b: body}
+// first reads the opening brace and returns the first key, if any.
+func (d *plainDecoder) first() string {
 	d.ws()
 	if !d.eat('{') {
+		d.bad = true
+		return ""
+	}
+	d.ws()
+	if d.peek() == '}' {
+		d.empty = true
+		return ""
+	}
+	return d.key()
+}
+
+// next reports whether *key is a member whose value is to be read. From
+// the second call on it first reads the separator and the next key, or the
+// closing brace.
+func (d *plainDecoder) next(key *string) bool {
+	if d.bad {
+		return false
+	}
+	if d.n > 0 {
+		d.ws()
+		if !d.eat(',') {
+			d.bad = d.peek() != '}'
+			return false
+		}
+		d.ws()
+		*key = d.key()
+	} else if d.empty {
+		return false
+	}
+	d.n++
+	return !d.bad
+}
+
+// key reads a key and its colon.
+func (d *plainDecoder) key() string {
+	k := d.str()
+	d.ws()
+	if !d.eat(':') {
+		d.bad = true
+	}
+	d.ws()
+	return k
+}
+
+// done reads the closing brace and reports whether the whole input was
+// one plain object.
+func (d *plainDecoder) done() bool {
+	if d.bad || !d.eat('}') {
 		return false
 	}
 	d.ws()
-	if !d.eat('}') {
-		for {
-			d.ws()
-			key := d.str()
-			d.ws()
-			if d.bad || !d.eat(':') {
-				return false
-			}
-			d.ws()
-			if !member(d, key) || d.bad {
-				return false
-			}
-			d.ws()
-			if d.eat(',') {
-				continue
-			}
-			if !d.eat('}') {
-				return false
-			}
-			break
-		}
-	}
-	d.ws()
-	return !d.bad && d.i == len(d.b)
+	return d.i == len(d.s)
 }
 
 func (d *plainDecoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
+	for d.i < len(d.s) {
+		switch d.s[d.i] {
 		case ' ', '\t', '\n', '\r':
 			d.i++
 		default:
@@ -518,8 +545,8 @@ func (d *plainDecoder) ws() {
 }
 
 func (d *plainDecoder) peek() byte {
-	if d.i < len(d.b) {
-		return d.b[d.i]
+	if d.i < len(d.s) {
+		return d.s[d.i]
 	}
 	return 0
 }
@@ -539,14 +566,14 @@ func (d *plainDecoder) str() string {
 		return ""
 	}
 	start := d.i
-	for d.i < len(d.b) && plainJSONByte(d.b[d.i]) {
+	for d.i < len(d.s) && plainJSONByte(d.s[d.i]) {
 		d.i++
 	}
 	if !d.eat('"') {
 		d.bad = true
 		return ""
 	}
-	return string(d.b[start : d.i-1])
+	return d.s[start : d.i-1]
 }
 
 // strs reads an array of plain strings; [] is an empty, non-nil slice,
@@ -580,12 +607,12 @@ func (d *plainDecoder) int() int64 {
 	neg := d.eat('-')
 	start := d.i
 	var n int64
-	for d.i < len(d.b) && d.b[d.i] >= '0' && d.b[d.i] <= '9' {
-		n = n*10 + int64(d.b[d.i]-'0')
+	for d.i < len(d.s) && d.s[d.i] >= '0' && d.s[d.i] <= '9' {
+		n = n*10 + int64(d.s[d.i]-'0')
 		d.i++
 	}
 	digits := d.i - start
-	if digits == 0 || digits > 18 || digits > 1 && d.b[start] == '0' {
+	if digits == 0 || digits > 18 || digits > 1 && d.s[start] == '0' {
 		d.bad = true
 		return 0
 	}

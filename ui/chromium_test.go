@@ -139,12 +139,14 @@ func (c *cdp) waitEval(t *testing.T, session, what, expr, want string) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		got := c.eval(t, session, expr)
-		if strings.Contains(got, want) {
+		// An error is "not yet": the page may be navigating (the
+		// progress page reloads itself).
+		got, err := c.evalErr(session, expr)
+		if err == nil && strings.Contains(got, want) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: got %q, want it to contain %q", what, got, want)
+			t.Fatalf("waiting for %s: got %q (error %v), want it to contain %q", what, got, err, want)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -154,13 +156,22 @@ func (c *cdp) waitEval(t *testing.T, session, what, expr, want string) {
 // a string.
 func (c *cdp) eval(t *testing.T, session, expr string) string {
 	t.Helper()
+	v, err := c.evalErr(session, expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// evalErr is eval returning the error.
+func (c *cdp) evalErr(session, expr string) (string, error) {
 	var r struct {
 		Result struct {
 			Value any `json:"value"`
 		} `json:"result"`
 	}
-	c.call(t, session, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &r)
-	return fmt.Sprint(r.Result.Value)
+	err := c.do(session, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &r)
+	return fmt.Sprint(r.Result.Value), err
 }
 
 // screenshot captures the whole page, at least the viewport.

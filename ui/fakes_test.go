@@ -70,7 +70,13 @@ func (f *fakeBackend) Subscribe() (<-chan struct{}, func()) {
 
 // setAccount replaces (or adds) an account's status and tells subscribers,
 // like the agent does on a state change.
-func (f *fakeBackend) setAccount(a ipc.AccountStatus) {
+func (f *fakeBackend) setAccount(a ipc.AccountStatus) { f.update(a, true) }
+
+// setAccountQuietly changes an account's status without telling
+// subscribers, like the agent when a retried keychain write succeeds.
+func (f *fakeBackend) setAccountQuietly(a ipc.AccountStatus) { f.update(a, false) }
+
+func (f *fakeBackend) update(a ipc.AccountStatus, notify bool) {
 	f.mu.Lock()
 	replaced := false
 	for i := range f.status.Accounts {
@@ -83,6 +89,9 @@ func (f *fakeBackend) setAccount(a ipc.AccountStatus) {
 		f.status.Accounts = append(f.status.Accounts, a)
 	}
 	for ch := range f.subs {
+		if !notify {
+			break
+		}
 		select {
 		case ch <- struct{}{}:
 		default:

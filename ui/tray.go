@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -397,8 +398,20 @@ func (t *tray) refresh() {
 	t.show(v)
 	if err == nil {
 		t.notifyTransitions(st)
+		if slices.ContainsFunc(st.Accounts, func(a ipc.AccountStatus) bool { return a.Degraded }) {
+			// The agent reports an account degraded while a rotated
+			// refresh token's keychain write is still running, and
+			// retries failed writes on its own; it says nothing when a
+			// write succeeds. Look again soon rather than show "keychain
+			// write failing" until the next tick.
+			time.AfterFunc(degradedRecheck, t.refreshNow)
+		}
 	}
 }
+
+// degradedRecheck is how soon the tray reads the status again while an
+// account is degraded.
+const degradedRecheck = 2 * time.Second
 
 // show applies a view to the menu, icon and tooltip.
 func (t *tray) show(v trayView) {

@@ -94,12 +94,7 @@ func TestTrayWithAgent(t *testing.T) {
 	}
 
 	client := busConn(t)
-	notes := &fakeNotifications{}
-	nconn := busConn(t)
-	if err := nconn.Export(notes, notifierPath, notifierName); err != nil {
-		t.Fatal(err)
-	}
-	own(t, nconn, notifierName)
+	notes := serveNotifications(t)
 
 	opened := &recorder{}
 	stop, err := StartTray(context.Background(), f.a, TrayOptions{

@@ -165,8 +165,26 @@ func click(t *testing.T, menu dbus.BusObject, id int32) {
 // waitMenu polls GetLayout until cond holds.
 func waitMenu(t *testing.T, menu dbus.BusObject, what string, cond func([]menuEntry) bool) []menuEntry {
 	t.Helper()
+	return pollMenu(t, menu, what, false, cond)
+}
+
+// waitMenuOpening is waitMenu for a panel that opens the menu before each
+// look (Event(0, "opened")): the tray redoes what changes without a state
+// change, like how long a token stays valid, when its menu opens.
+func waitMenuOpening(t *testing.T, menu dbus.BusObject, what string, cond func([]menuEntry) bool) []menuEntry {
+	t.Helper()
+	return pollMenu(t, menu, what, true, cond)
+}
+
+func pollMenu(t *testing.T, menu dbus.BusObject, what string, open bool, cond func([]menuEntry) bool) []menuEntry {
+	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
+		if open {
+			if err := menu.Call("com.canonical.dbusmenu.Event", 0, int32(0), "opened", dbus.MakeVariant(""), uint32(time.Now().Unix())).Err; err != nil {
+				t.Fatalf("Event opened: %v", err)
+			}
+		}
 		l := getLayout(t, menu)
 		if cond(l) {
 			return l
@@ -193,6 +211,19 @@ func (n *fakeNotifications) Notify(app string, replaces uint32, icon, summary, b
 	defer n.mu.Unlock()
 	n.calls = append(n.calls, summary)
 	return uint32(len(n.calls)), nil
+}
+
+// serveNotifications owns org.freedesktop.Notifications on the test bus
+// until the test ends.
+func serveNotifications(t *testing.T) *fakeNotifications {
+	t.Helper()
+	n := &fakeNotifications{}
+	c := busConn(t)
+	if err := c.Export(n, notifierPath, notifierName); err != nil {
+		t.Fatal(err)
+	}
+	own(t, c, notifierName)
+	return n
 }
 
 func (n *fakeNotifications) summaries() []string {
@@ -340,12 +371,7 @@ func TestTrayOverDBus(t *testing.T) {
 	}
 	client := busConn(t)
 
-	notes := &fakeNotifications{}
-	nconn := busConn(t)
-	if err := nconn.Export(notes, notifierPath, notifierName); err != nil {
-		t.Fatal(err)
-	}
-	own(t, nconn, notifierName)
+	notes := serveNotifications(t)
 
 	tok := func(a *ipc.AccountStatus) {
 		a.Tokens = []ipc.CachedToken{{Audience: "nextcloud", ExpiresAt: testNow.Add(4*time.Minute + 10*time.Second)}}
@@ -466,6 +492,13 @@ func TestTrayOverDBus(t *testing.T) {
 		if got := tooltipShown(t, item); !strings.Contains(got, "need sign-in") {
 			t.Errorf("tooltip: got %q, want it to say who needs sign-in", got)
 		}
+	})
+
+	t.Run("degraded clears without an event", func(t *testing.T) {
+		b.setAccount(acct("work", stateSignedIn, func(a *ipc.AccountStatus) { a.Degraded = true }))
+		waitMenu(t, menu, "work degraded", has("work — alice@cloud.example.com — signed in, keychain write failing [disabled]"))
+		b.setAccountQuietly(acct("work", stateSignedIn))
+		waitMenu(t, menu, "work no longer degraded", has("work — alice@cloud.example.com — signed in [disabled]"))
 	})
 
 	t.Run("open, add, autostart, quit", func(t *testing.T) {

@@ -541,9 +541,10 @@ func (s *Server) token(base context.Context, peer Peer, body []byte) (int, any) 
 		return failed(s.wireError(base, "token", req.Account, err))
 	}
 	if s.log.Enabled(ctx, slog.LevelInfo) {
-		s.log.Info("ipc: token issued", "account", resp.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
-			"client_hint", clip(req.ClientHint), "audience", req.Audience, "scopes", resp.Scope,
-			"token_type", resp.TokenType, "expires_at", resp.ExpiresAt)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token issued", slog.String("account", resp.Account),
+			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
+			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
+			slog.String("token_type", resp.TokenType), slog.Time("expires_at", resp.ExpiresAt))
 	}
 	return http.StatusOK, &resp
 }
@@ -560,9 +561,11 @@ func (s *Server) exchange(base context.Context, peer Peer, body []byte) (int, an
 		return failed(s.wireError(base, "exchange", req.Account, err))
 	}
 	if s.log.Enabled(ctx, slog.LevelInfo) {
-		s.log.Info("ipc: token exchanged", "account", resp.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
-			"client_hint", clip(req.ClientHint), "audience", req.Audience, "scopes", resp.Scope,
-			"issued_token_type", resp.IssuedTokenType, "delegation", req.ActorToken != "", "expires_at", resp.ExpiresAt)
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token exchanged", slog.String("account", resp.Account),
+			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
+			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
+			slog.String("issued_token_type", resp.IssuedTokenType), slog.Bool("delegation", req.ActorToken != ""),
+			slog.Time("expires_at", resp.ExpiresAt))
 	}
 	return http.StatusOK, &resp
 }

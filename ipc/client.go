@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -266,26 +265,18 @@ var aLongTimeAgo = time.Unix(1, 0)
 // answer body is read whole (at most maxResponseBytes).
 func (cc *clientConn) roundTrip(ctx context.Context, method, path string, body []byte) (status int, resp []byte, err error) {
 	cc.keep = false
-	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
-		cc.c.SetDeadline(deadline)
-	}
 	if ctx.Done() != nil {
+		// ctx done (cancelled or past its deadline) interrupts the I/O.
 		stop := context.AfterFunc(ctx, func() { cc.c.SetDeadline(aLongTimeAgo) })
 		defer func() {
 			if !stop() {
-				cc.keep = false // the deadline was cut short: do not reuse
+				cc.keep = false // its deadline is in the past: do not reuse
 				if err != nil {
 					err = ctx.Err()
 				}
 			}
 		}()
 	}
-	defer func() {
-		if err != nil && hasDeadline && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(deadline) {
-			err = context.DeadlineExceeded
-		}
-	}()
 
 	b := append(cc.req[:0], method...)
 	b = append(b, ' ')
@@ -305,14 +296,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, method, path string, body [
 	if _, err := cc.br.Peek(1); err != nil {
 		return 0, nil, fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
-	status, resp, err = cc.readAnswer()
-	if err != nil {
-		return 0, nil, err
-	}
-	if hasDeadline && cc.keep {
-		cc.c.SetDeadline(time.Time{})
-	}
-	return status, resp, nil
+	return cc.readAnswer()
 }
 
 // readAnswer reads one response and its body (at most maxResponseBytes;

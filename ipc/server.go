@@ -249,6 +249,7 @@ func (s *Server) shutdown() {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	s.handoff.Close() // hs.Shutdown closes it too, if Serve got to run
 	for fc := range s.conns {
 		fc.closeIfIdle()
 	}
@@ -287,6 +288,7 @@ func (s *Server) Close() error {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	s.handoff.Close()
 	for fc := range s.conns {
 		fc.pc.Close()
 	}

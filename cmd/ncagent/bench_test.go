@@ -40,7 +40,9 @@ import (
 //
 //	NCAGENT_BENCH=1 NCAGENT_BENCH_BIN=/tmp/ncagent dbus-run-session -- scripts/test-session -run TestCLIBench -v ./cmd/ncagent/
 //
-// NCAGENT_BENCH_RUNS sets hyperfine's runs per command (default 1000).
+// NCAGENT_BENCH_RUNS sets hyperfine's runs per command (default 1000);
+// NCAGENT_BENCH_GODEBUG is passed to the agent as GODEBUG and its runtime
+// trace lines (e.g. gctrace=1) are printed.
 func TestCLIBench(t *testing.T) {
 	if os.Getenv("NCAGENT_BENCH") != "1" {
 		t.Skip("set NCAGENT_BENCH=1 to measure the CLI (scripts/bench does)")
@@ -58,7 +60,9 @@ func TestCLIBench(t *testing.T) {
 	}
 	bin := benchBinary(t)
 
-	idp := idptest.New(t, idptest.Options{AccessTokenLifespan: time.Hour})
+	// HTTPS, as identity providers are in use: the TLS client is part of
+	// the agent's memory.
+	idp := idptest.New(t, idptest.Options{TLS: true, AccessTokenLifespan: time.Hour})
 	service := "ncagent-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	kc := agent.NewKeychain(service, 5*time.Second)
 	tok := idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files")
@@ -69,7 +73,11 @@ func TestCLIBench(t *testing.T) {
 	secrets := []string{tok.RefreshToken, tok.AccessToken}
 
 	dir := t.TempDir()
-	cfg := fmt.Sprintf("[accounts.work]\nkind = \"oidc\"\nserver = %[1]q\nissuer = %[1]q\nclient_id = \"ncagent\"\nscopes = [\"openid\", \"files\"]\n", idp.Issuer())
+	caPath := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caPath, idp.CAPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf("[accounts.work]\nkind = \"oidc\"\nserver = %[1]q\nissuer = %[1]q\nclient_id = \"ncagent\"\nscopes = [\"openid\", \"files\"]\nca_file = %[2]q\n", idp.Issuer(), caPath)
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,6 +103,9 @@ func TestCLIBench(t *testing.T) {
 	defer logf.Close()
 	run := exec.Command(bin, "run", "--headless")
 	run.Env = env
+	if g := os.Getenv("NCAGENT_BENCH_GODEBUG"); g != "" {
+		run.Env = append(slices.Clone(env), "GODEBUG="+g)
+	}
 	run.Stdout, run.Stderr = logf, logf
 	if err := run.Start(); err != nil {
 		t.Fatalf("start agent: %v", err)
@@ -155,6 +166,14 @@ func TestCLIBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if os.Getenv("NCAGENT_BENCH_GODEBUG") != "" {
+		// The runtime's own trace lines (GODEBUG=gctrace=1 and the like).
+		for line := range strings.Lines(string(logs)) {
+			if !strings.Contains(line, "level=") && !strings.Contains(line, "msg=") {
+				t.Logf("agent runtime: %s", strings.TrimSpace(line))
+			}
+		}
+	}
 	for i, s := range secrets {
 		if bytes.Contains(logs, []byte(s)) {
 			t.Errorf("agent log holds secret #%d", i)
@@ -199,10 +218,24 @@ func waitForAgent(t *testing.T, socket string) {
 	}
 }
 
-// procMemory reports VmRSS and VmHWM of pid from /proc/<pid>/status.
+// procMemory reports VmRSS, VmHWM, RssAnon and RssFile of pid from
+// /proc/<pid>/status, and Pss and Private_Dirty from smaps_rollup (the
+// executable's clean pages are shared page cache; private dirty pages are
+// what the agent alone costs).
 func procMemory(t *testing.T, pid int) string {
 	t.Helper()
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	fields := procFields(t, pid, "status", "VmRSS", "VmHWM", "RssAnon", "RssFile")
+	if len(fields) == 0 {
+		t.Fatalf("agent memory: no VmRSS in /proc/%d/status", pid)
+	}
+	fields = append(fields, procFields(t, pid, "smaps_rollup", "Pss", "Private_Dirty")...)
+	return strings.Join(fields, " ")
+}
+
+// procFields returns "key=value" for the given keys of /proc/<pid>/<file>.
+func procFields(t *testing.T, pid int, file string, keys ...string) []string {
+	t.Helper()
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
 		t.Fatalf("agent memory: %v", err)
 	}
@@ -211,14 +244,11 @@ func procMemory(t *testing.T, pid int) string {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, _ := strings.Cut(sc.Text(), ":")
-		if k == "VmRSS" || k == "VmHWM" || k == "RssAnon" || k == "RssFile" {
+		if slices.Contains(keys, k) {
 			fields = append(fields, k+"="+strings.Join(strings.Fields(v), " "))
 		}
 	}
-	if len(fields) == 0 {
-		t.Fatalf("agent memory: no VmRSS in /proc/%d/status", pid)
-	}
-	return strings.Join(fields, " ")
+	return fields
 }
 
 // runHyperfine times command (no shell) runs times after 5% warm-up runs

@@ -235,12 +235,15 @@ func TestTrayWithAgent(t *testing.T) {
 			}
 		}
 		if !slices.Contains(opened.list(), idp.Issuer()) {
-			t.Errorf("opened: got %q, want work's server %q among them", opened.list(), idp.Issuer())
+			t.Errorf("opened: none of the URLs is work's server %q", idp.Issuer()) // the other carries a one-time token
 		}
 		// The setup page runs on the agent: its one-time link lets a
 		// browser in once.
 		u, err := url.Parse(setup)
-		if err != nil || u.Hostname() != "127.0.0.1" || len(u.Query().Get("token")) < 40 {
+		if err != nil {
+			t.Fatalf("setup link: %v", err)
+		}
+		if u.Hostname() != "127.0.0.1" || len(u.Query().Get("token")) < 40 {
 			t.Fatalf("setup link: got host %q and a %d-character token, want 127.0.0.1 and a token", u.Hostname(), len(u.Query().Get("token")))
 		}
 		f.secret(u.Query().Get("token"))

@@ -422,6 +422,9 @@ func FuzzFastJSON(f *testing.F) {
 	f.Add([]byte(` {"scopes":[ "a" ,"b"],"min_valid_seconds":012} `), "", int64(253402300800))
 	f.Add([]byte(`{"scopes":"  a b ","ACCOUNT":"x","account":"y","account":"z"}`), "x", int64(1e18))
 	f.Add([]byte(`{"account":"<&>"}`), "<a&b>", int64(1))
+	for _, c := range `"\<>&` + "\x00\x1f\x7f\x80" {
+		f.Add([]byte(`{}`), "a"+string(c)+"b", int64(2))
+	}
 	f.Add([]byte(`{"":}`), "", int64(0))
 	f.Add([]byte(`{"account":}`), "", int64(0))
 

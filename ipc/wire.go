@@ -384,9 +384,14 @@ func appendJSONString(b []byte, s string) []byte {
 // plainJSONByte reports whether c stands for itself inside a JSON string,
 // in encoding/json's output (which escapes <, > and &) and in input this
 // package decodes without encoding/json.
-func plainJSONByte(c byte) bool {
-	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
-}
+func plainJSONByte(c byte) bool { return plainJSON[c] }
+
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()
 
 // decodeTokenRequest decodes body into *r when it is a plain object (see
 // above) and reports whether it did; otherwise r is untouched and the

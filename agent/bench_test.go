@@ -26,10 +26,13 @@ import (
 // The benchmarks and TestAgentLatencyReport measure the whole agent on the
 // cache-hit path: agent.New and Run on a real Unix socket, one account
 // signed in at the in-process authorization server, clients using
-// ipc.Client, the agent logging at info level as "ncagent run" does,
-// through a pipe (as to journald). The keychain is an in-memory store:
-// a cache hit never touches it (it is read once, on the first refresh).
-// Each measurement checks that the IdP saw no refresh while it ran.
+// ipc.Client, the agent logging at info level as "ncagent run" does (one
+// record per token). The log goes to a file, as for an agent started on
+// demand, or through a pipe that a goroutine reads, as journald reads a
+// service's stderr (its wake-ups then compete for the same two cores).
+// The keychain is an in-memory store: a cache hit never touches it (it is
+// read once, on the first refresh). Each measurement checks that the IdP
+// saw no refresh while it ran, and that no token reached the log.
 
 // benchStore is an in-memory SecretStore, for benchmarks only: the tests
 // of the keychain itself run against the real Secret Service.
@@ -76,12 +79,23 @@ func (s *benchStore) DeleteClientSecret(account string) error {
 	return s.Delete("client-secret:" + account)
 }
 
-// logWatch is the read end of the agent's log pipe. It checks every line
-// for the secrets it knows, and keeps the first lines to check again at
-// the end for secrets learnt later (the first access token is logged, as
-// metadata, before the test has seen its value).
+// logSink says where the agent's log goes.
+type logSink int
+
+const (
+	logFile logSink = iota // a file, as for an agent started on demand
+	logPipe                // a pipe a goroutine reads, as journald does
+)
+
+func (k logSink) String() string { return [...]string{"logfile", "logpipe"}[k] }
+
+// logWatch receives the agent's log and checks every line for the secrets
+// it knows. It keeps the first lines to check again at the end for
+// secrets learnt later (the first access token is logged, as metadata,
+// before the test has seen its value).
 type logWatch struct {
-	w    *os.File
+	w    *os.File // the agent writes here
+	path string   // logFile: the file, read at close
 	done chan struct{}
 
 	mu      sync.Mutex // guards secrets, head, leaked, lines
@@ -93,7 +107,14 @@ type logWatch struct {
 
 const logWatchHead = 1 << 20
 
-func newLogWatch(tb testing.TB) *logWatch {
+func newLogWatch(tb testing.TB, sink logSink) *logWatch {
+	if sink == logFile {
+		f, err := os.CreateTemp(tb.TempDir(), "agent-log")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return &logWatch{w: f, path: f.Name()}
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -102,14 +123,19 @@ func newLogWatch(tb testing.TB) *logWatch {
 	go func() {
 		defer close(l.done)
 		defer r.Close()
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			l.line(sc.Text())
-		}
-		io.Copy(io.Discard, r) // a line over 1 MiB: keep the writer unblocked
+		l.scan(r)
 	}()
 	return l
+}
+
+// scan checks the lines of r.
+func (l *logWatch) scan(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l.line(sc.Text())
+	}
+	io.Copy(io.Discard, r) // after a line over 1 MiB: keep the writer unblocked
 }
 
 func (l *logWatch) line(s string) {
@@ -144,7 +170,14 @@ func (l *logWatch) addSecret(s string) {
 func (l *logWatch) close(tb testing.TB) {
 	tb.Helper()
 	l.w.Close()
-	<-l.done
+	if l.done != nil {
+		<-l.done
+	} else if f, err := os.Open(l.path); err != nil {
+		tb.Errorf("agent log: %v", err)
+	} else {
+		l.scan(f)
+		f.Close()
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	head := l.head.String()
@@ -168,9 +201,9 @@ type benchAgent struct {
 	logs   *logWatch
 }
 
-// startBenchAgent starts the agent and serves one token, so that the cache
-// holds it.
-func startBenchAgent(tb testing.TB) *benchAgent {
+// startBenchAgent starts the agent, logging to sink, and serves one token,
+// so that the cache holds it.
+func startBenchAgent(tb testing.TB, sink logSink) *benchAgent {
 	tb.Helper()
 	idp := idptest.New(tb, idptest.Options{AccessTokenLifespan: time.Hour})
 	tok := idp.Login(tb, idptest.PublicClientID, "openid", "offline_access", "files")
@@ -191,7 +224,7 @@ func startBenchAgent(tb testing.TB) *benchAgent {
 	tb.Cleanup(func() { os.RemoveAll(sockDir) })
 	socket := filepath.Join(sockDir, "agent.sock")
 
-	logs := newLogWatch(tb)
+	logs := newLogWatch(tb, sink)
 	logs.addSecret(tok.RefreshToken)
 	logs.addSecret(tok.AccessToken)
 	a, err := New(Options{
@@ -269,20 +302,24 @@ func (ba *benchAgent) noRefresh(tb testing.TB) {
 }
 
 func BenchmarkAgentTokenKeepAlive(b *testing.B) {
-	ba := startBenchAgent(b)
-	c := ipc.NewClient(ba.socket)
-	defer c.Close()
-	b.ReportAllocs()
-	for b.Loop() {
-		if ba.token(b, c) == "" {
-			b.FailNow()
-		}
+	for _, sink := range []logSink{logFile, logPipe} {
+		b.Run(sink.String(), func(b *testing.B) {
+			ba := startBenchAgent(b, sink)
+			c := ipc.NewClient(ba.socket)
+			defer c.Close()
+			b.ReportAllocs()
+			for b.Loop() {
+				if ba.token(b, c) == "" {
+					b.FailNow()
+				}
+			}
+			ba.noRefresh(b)
+		})
 	}
-	ba.noRefresh(b)
 }
 
 func BenchmarkAgentTokenNewConn(b *testing.B) {
-	ba := startBenchAgent(b)
+	ba := startBenchAgent(b, logFile)
 	b.ReportAllocs()
 	for b.Loop() {
 		c := ipc.NewClient(ba.socket)
@@ -298,7 +335,7 @@ func BenchmarkAgentTokenNewConn(b *testing.B) {
 // BenchmarkAgentTokenParallel16 runs 16 clients, each with its own
 // connection, on the 2-core machine (8 per GOMAXPROCS).
 func BenchmarkAgentTokenParallel16(b *testing.B) {
-	ba := startBenchAgent(b)
+	ba := startBenchAgent(b, logFile)
 	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -360,20 +397,26 @@ func TestAgentLatencyReport(t *testing.T) {
 	if os.Getenv("NCAGENT_BENCH") != "1" {
 		t.Skip("set NCAGENT_BENCH=1 to measure the agent")
 	}
-	ba := startBenchAgent(t)
-	t.Logf("loadavg at start: %s", loadavg())
+	for _, sink := range []logSink{logFile, logPipe} {
+		t.Run(sink.String(), func(t *testing.T) { latencyReport(t, sink) })
+	}
+}
+
+func latencyReport(t *testing.T, sink logSink) {
+	ba := startBenchAgent(t, sink)
+	t.Logf("%s: loadavg at start: %s", sink, loadavg())
 
 	c := ipc.NewClient(ba.socket)
 	ka := timed(t, 2000, 30000, func() bool { return ba.token(t, c) != "" })
 	c.Close()
-	t.Logf("agent keep-alive, 1 client: %s", ka.summary())
+	t.Logf("%s: agent keep-alive, 1 client: %s", sink, ka.summary())
 
 	nc := timed(t, 200, 5000, func() bool {
 		c := ipc.NewClient(ba.socket)
 		defer c.Close()
 		return ba.token(t, c) != ""
 	})
-	t.Logf("agent new connection per request: %s", nc.summary())
+	t.Logf("%s: agent new connection per request: %s", sink, nc.summary())
 
 	const clients, warm, dur = 16, 300 * time.Millisecond, 3 * time.Second
 	var (
@@ -412,8 +455,8 @@ func TestAgentLatencyReport(t *testing.T) {
 	if len(all) == 0 {
 		t.Fatalf("16 clients: got no requests measured")
 	}
-	t.Logf("agent %d clients: req/s=%.0f %s", clients, float64(len(all))/elapsed.Seconds(), all.summary())
-	t.Logf("loadavg at end: %s", loadavg())
+	t.Logf("%s: agent %d clients: req/s=%.0f %s", sink, clients, float64(len(all))/elapsed.Seconds(), all.summary())
+	t.Logf("%s: loadavg at end: %s", sink, loadavg())
 	ba.noRefresh(t)
 }
 

@@ -85,6 +85,9 @@ func TestLatencyReport(t *testing.T) {
 		t.Skip("set NCAGENT_BENCH=1 to measure latency")
 	}
 	ts := benchServer(t)
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		t.Logf("loadavg at start: %s", strings.Join(strings.Fields(string(b))[:3], " "))
+	}
 	for _, clients := range []int{1, 16} {
 		c := NewClient(ts.path)
 		ctx := context.Background()

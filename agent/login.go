@@ -363,6 +363,9 @@ func signInWireError(name string, err error) error {
 		return signInIdPError(name, err, again)
 	case errors.Is(err, ErrIDToken):
 		return signInIdPError(name, err, fmt.Sprintf("check the issuer and client id of account %s, then %s", name, again))
+	case errors.Is(err, ErrSignInRefused):
+		// Its text already says what to do.
+		return &ipc.Error{Code: ipc.CodeIdPError, Account: name, IdPError: "unauthorized", Message: err.Error()}
 	case errors.Is(err, ErrNoRefreshToken):
 		// Its text already names the fix (allow offline_access).
 		return signInIdPError(name, err, "")

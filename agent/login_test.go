@@ -926,7 +926,7 @@ func TestLoginAppPasswordThroughAgent(t *testing.T) {
 	nc.FailVerifications(1)
 	res = r.login(ctx, ipc.LoginRequest{Account: "cloud"}, grant)
 	r.remember(nc.AppPasswords()...)
-	wantWireError(t, res.err, "", "refused it (HTTP 401), so it was not kept")
+	wantWireError(t, res.err, ipc.CodeIdPError, "answered HTTP 401, so nothing was kept")
 	if got := r.secret(t, "cloud"); got != first {
 		t.Errorf("the keychain secret changed after a refused sign-in")
 	}

@@ -70,6 +70,10 @@ var (
 	// audience, expiry). Usually a misconfigured issuer URL or client id.
 	// It is broker.ErrIDToken.
 	ErrIDToken = broker.ErrIDToken
+	// ErrSignInRefused: the server refused the credentials the sign-in
+	// produced (Login Flow v2: HTTP 401 on the verification call), so
+	// nothing was kept.
+	ErrSignInRefused = errors.New("the server refused the new credentials")
 	// ErrNoBrowser: OpenURL found no way to open a browser here.
 	ErrNoBrowser = errors.New("no way to open a browser")
 )
@@ -353,7 +357,7 @@ func chooseMethod(ctx context.Context, client *http.Client, server, issuer, clie
 		return MethodBrowser, fmt.Sprintf("%s offers OpenID Connect and client %q is configured: signing in through the browser", hostOf(base), clientID)
 	case err == nil:
 		return MethodAppPassword, fmt.Sprintf("%s offers OpenID Connect, but no client id is configured: using a Nextcloud app password (Login Flow v2); "+
-			"for OpenID Connect, register a public client on the server (occ oidc:create ncagent 'http://localhost:*' --type=public) and log in again with --client-id", hostOf(base))
+			"for OpenID Connect, register a public client on the server (occ oidc:create ncagent 'http://localhost:*/callback' --type=public) and log in again with --client-id", hostOf(base))
 	}
 	return MethodAppPassword, fmt.Sprintf("no OpenID Connect discovery for %s (%v): using a Nextcloud app password (Login Flow v2), which works on every stock Nextcloud", base, err)
 }

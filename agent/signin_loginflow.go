@@ -256,7 +256,7 @@ func verifyAppPassword(ctx context.Context, r signInRequest, server, loginName s
 	case err != nil:
 		return ncUser{}, err
 	case status == http.StatusUnauthorized:
-		return ncUser{}, fmt.Errorf("%s: %s refused it (HTTP 401), so it was not kept: run the login again, and ask your administrator if this repeats", op, hostOf(server))
+		return ncUser{}, fmt.Errorf("%s: %w: %s answered HTTP 401, so nothing was kept: run the login again, and ask your administrator if this repeats", op, ErrSignInRefused, hostOf(server))
 	case status != http.StatusOK:
 		return ncUser{}, fmt.Errorf("%s: HTTP %d", op, status)
 	}

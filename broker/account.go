@@ -193,7 +193,7 @@ func (a *account) status() AccountStatus {
 		Issuer:        a.cfg.Issuer,
 		Username:      a.cfg.Username,
 		State:         a.state,
-		Degraded:      a.unsaved,
+		Degraded:      a.unsaved && a.putFails > 0, // a write in progress is not a failure
 		SingleToken:   a.singleToken,
 		Scopes:        slices.Clone(a.cfg.Scopes),
 		RefreshExpiry: a.refreshExp,
@@ -416,7 +416,10 @@ func (b *Broker) SignedIn(ctx context.Context, name string, secret Secret, initi
 		if t.Username == "" {
 			t.Username = a.cfg.Username
 		}
-		key := sortedScopes(t.Scopes)
+		// The sign-in asked for offline_access on top of the account's
+		// scopes; the refresh grant never does. Key the token without it so
+		// the first default request is served from the cache.
+		key := slices.DeleteFunc(sortedScopes(t.Scopes), func(s string) bool { return s == "offline_access" })
 		if len(key) == 0 {
 			key = a.defScopes
 		}

@@ -297,12 +297,22 @@ func (b *Broker) flushSecret(a *account) {
 	if !unsaved || s == "" {
 		return
 	}
+	a.mu.RLock()
+	failed := a.putFails > 0
+	a.mu.RUnlock()
 	err := b.store.Put(a.name, s)
 	a.recordPut(s, err, b.now())
 	if err != nil {
 		b.log.Warn("storing the rotated refresh token failed again; keeping it in memory", "account", a.name, "err", err.Error())
-	} else {
-		b.log.Info("rotated refresh token stored", "account", a.name)
+		return
+	}
+	b.log.Info("rotated refresh token stored", "account", a.name)
+	if failed {
+		// The account is no longer degraded: tell the listeners (the tray).
+		a.mu.RLock()
+		st := a.state
+		a.mu.RUnlock()
+		b.emit(Event{Account: a.name, State: st})
 	}
 }
 

@@ -479,6 +479,14 @@ func TestStorePutFailureKeepsChain(t *testing.T) {
 	tb.wake()
 	waitFor(t, func() bool { s, _ := tb.store.get("work"); return s == tb.memRefresh(t) })
 	waitFor(t, func() bool { st, _ := tb.AccountStatus("work"); return !st.Degraded })
+	// Listeners (the tray) hear of the recovery: the last event carries
+	// no error.
+	waitFor(t, func() bool {
+		tb.events.mu.Lock()
+		defer tb.events.mu.Unlock()
+		last := tb.events.ev[len(tb.events.ev)-1]
+		return last.Err == nil && last.State == StateSignedIn
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run: got %v, want nil", err)
@@ -621,11 +629,17 @@ func TestSignedInStoreFailureKeepsState(t *testing.T) {
 		t.Error("a failed sign-in hand-over changed the refresh token")
 	}
 	tb.store.failPuts(nil)
-	if err := tb.SignedIn(context.Background(), "work", "rt-signin", &Token{AccessToken: "at-signin", Scopes: []string{"openid", "files"}, Expiry: tb.clock.Now().Add(time.Hour)}, time.Time{}); err != nil {
+	if err := tb.SignedIn(context.Background(), "work", "rt-signin", &Token{AccessToken: "at-signin", Scopes: []string{"offline_access", "openid", "files"}, Expiry: tb.clock.Now().Add(time.Hour)}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
+	// The sign-in's token carries offline_access, which the account's
+	// default scopes do not: it still serves the first default request.
+	before := f.refreshCalls()
 	if got := tok(t, tb.Broker); got.AccessToken != "at-signin" {
 		t.Error("the sign-in's initial token is not served")
+	}
+	if got := f.refreshCalls(); got != before {
+		t.Errorf("refresh calls after sign-in: got %d, want %d", got, before)
 	}
 	if s, _ := tb.store.get("work"); s != "rt-signin" {
 		t.Error("the store does not hold the sign-in's secret")

@@ -256,7 +256,7 @@ func (b *Broker) validate(a Account) error {
 		if a.Server == "" || a.Username == "" {
 			return errors.New("app-password account needs a server and a username")
 		}
-		return checkEndpointURL("server", a.Server)
+		return CheckEndpointURL("server", a.Server)
 	case KindOIDC:
 	default:
 		return fmt.Errorf("unknown account kind %q (want %q or %q)", a.Kind, KindOIDC, KindAppPassword)
@@ -272,7 +272,7 @@ func (b *Broker) validate(a Account) error {
 		{"jwks uri", a.Endpoints.JWKS}, {"server", a.Server},
 	} {
 		if u.url != "" {
-			if err := checkEndpointURL(u.what, u.url); err != nil {
+			if err := CheckEndpointURL(u.what, u.url); err != nil {
 				return err
 			}
 		}

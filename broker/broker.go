@@ -104,7 +104,7 @@ func New(opts Options) *Broker {
 		backoffMax:       8 * time.Second,
 		discoveryTTL:     discoveryTTL,
 		discoveryFailTTL: discoveryFailTTL,
-		sleep:            sleepCtx,
+		sleep:            Sleep,
 		jitter:           rand.Int64N,
 		accounts:         map[string]*account{},
 		clients:          map[[32]byte]*http.Client{},
@@ -124,8 +124,9 @@ func New(opts Options) *Broker {
 	return b
 }
 
-// sleepCtx waits d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or until ctx is done and then returns ctx.Err(): the wait
+// between the broker's retries, and between the polls of a sign-in flow.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -138,7 +138,7 @@ func (b *Broker) forgetDiscovery(issuer string) {
 
 // fetchDiscovery fetches and checks issuer's discovery document.
 func (b *Broker) fetchDiscovery(ctx context.Context, issuer string, caPEM []byte) (Metadata, error) {
-	if err := checkEndpointURL("discovery: issuer", issuer); err != nil {
+	if err := CheckEndpointURL("discovery: issuer", issuer); err != nil {
 		return Metadata{}, err
 	}
 	client, err := b.clientFor(caPEM)

@@ -137,7 +137,7 @@ func (b *Broker) Exchange(ctx context.Context, req ExchangeRequest) (Token, erro
 	case tr.TokenType == "N_A":
 		tokenType = "N_A"
 	default:
-		return fail(fmt.Errorf("exchange: unsupported token_type %q", clean(tr.TokenType, 32)))
+		return fail(fmt.Errorf("exchange: unsupported token_type %q", Printable(tr.TokenType, 32)))
 	}
 	now := b.now()
 	lifetime := time.Duration(tr.ExpiresIn) * time.Second
@@ -215,7 +215,7 @@ func (b *Broker) verifySubject(ctx context.Context, cfg Account, token string) e
 	if md.JWKSURI == "" || issuer == "" {
 		return fmt.Errorf("%w: the account has no issuer and JWKS to verify a JWT subject token against", ErrSubjectToken)
 	}
-	if err := checkEndpointURL("jwks uri", md.JWKSURI); err != nil {
+	if err := CheckEndpointURL("jwks uri", md.JWKSURI); err != nil {
 		return fmt.Errorf("verify subject token: %w", err)
 	}
 	c, err := b.jwksFor(cfg, md.JWKSURI)

@@ -176,10 +176,6 @@ func (b *Broker) clientFor(caPEM []byte) (*http.Client, error) {
 	return c, nil
 }
 
-// checkEndpointURL is CheckEndpointURL, by the name the broker's own
-// callers use.
-func checkEndpointURL(what, raw string) error { return CheckEndpointURL(what, raw) }
-
 // CheckEndpointURL accepts https URLs, and http URLs on a loopback host
 // (local test servers, a Nextcloud on the same machine): check every URL a
 // credential is sent to with it, so that no secret travels in clear text

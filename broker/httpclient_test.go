@@ -151,7 +151,7 @@ func TestCheckEndpointURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
-			err := checkEndpointURL("token endpoint", tt.url)
+			err := CheckEndpointURL("token endpoint", tt.url)
 			if (err == nil) != tt.ok {
 				t.Fatalf("got error %v, want ok=%v", err, tt.ok)
 			}

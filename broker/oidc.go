@@ -337,10 +337,6 @@ func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret)
 	return IDClaims{Subject: c.Sub, PreferredUsername: c.PreferredUsername, Name: c.Name}, nil
 }
 
-// Sleep waits d, or until ctx is done and then returns ctx.Err(): the wait
-// between the broker's retries, and between the polls of a sign-in flow.
-func Sleep(ctx context.Context, d time.Duration) error { return sleepCtx(ctx, d) }
-
 // endpoint returns override when set, else what pick takes from acct's
 // discovered metadata; an issuer without one is an error of op naming
 // what.

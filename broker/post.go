@@ -75,7 +75,7 @@ func clientAuthOf(a Account) ClientAuth {
 // and 5xx or a network fault, an *IdPError otherwise. No error carries the
 // request body, the response body or a secret of the form.
 func (b *Broker) postForm(ctx context.Context, op string, cfg Account, endpoint string, form url.Values) ([]byte, error) {
-	if err := checkEndpointURL(op+": endpoint", endpoint); err != nil {
+	if err := CheckEndpointURL(op+": endpoint", endpoint); err != nil {
 		return nil, err
 	}
 	client, err := b.clientFor(cfg.CAPEM)
@@ -163,9 +163,6 @@ func parseIdPError(op string, status int, body []byte, form url.Values) *IdPErro
 	}
 	return ie
 }
-
-// clean is Printable, by the name the broker's own callers use.
-func clean(s string, n int) string { return Printable(s, n) }
 
 // Printable returns s without control characters, cut to at most n bytes
 // on a rune boundary (an ellipsis marks a cut). Use it on anything a server

@@ -133,7 +133,7 @@ func consentNote(cfg Account) string {
 // deleteAppPassword deletes an app password at Nextcloud (Login Flow v2:
 // DELETE /ocs/v2.php/core/apppassword, authenticated with it).
 func (b *Broker) deleteAppPassword(ctx context.Context, cfg Account, endpoint string, password Secret) error {
-	if err := checkEndpointURL("server", endpoint); err != nil {
+	if err := CheckEndpointURL("server", endpoint); err != nil {
 		return err
 	}
 	client, err := b.clientFor(cfg.CAPEM)

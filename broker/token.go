@@ -456,7 +456,7 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 	}
 	tokenType := "Bearer"
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
-		return Token{}, fmt.Errorf("refresh: unsupported token_type %q", clean(tr.TokenType, 32))
+		return Token{}, fmt.Errorf("refresh: unsupported token_type %q", Printable(tr.TokenType, 32))
 	}
 	// "scope: OPTIONAL, if identical to the scope requested by the client;
 	// otherwise, REQUIRED." https://www.rfc-editor.org/rfc/rfc6749#section-5.1

@@ -6,9 +6,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -28,8 +28,8 @@ import (
 // signed in at the in-process authorization server, clients using
 // ipc.Client, the agent logging at info level as "ncagent run" does (one
 // record per token). The log goes to a file, as for an agent started on
-// demand, or through a pipe that a goroutine reads, as journald reads a
-// service's stderr (its wake-ups then compete for the same two cores).
+// demand, or through a pipe that another process (cat) reads, as journald
+// reads a service's stderr; its wake-ups compete for the same two cores.
 // The keychain is an in-memory store: a cache hit never touches it (it is
 // read once, on the first refresh). Each measurement checks that the IdP
 // saw no refresh while it ran, and that no token reached the log.
@@ -84,73 +84,42 @@ type logSink int
 
 const (
 	logFile logSink = iota // a file, as for an agent started on demand
-	logPipe                // a pipe a goroutine reads, as journald does
+	logPipe                // a pipe another process reads, as journald does
 )
 
 func (k logSink) String() string { return [...]string{"logfile", "logpipe"}[k] }
 
-// logWatch receives the agent's log and checks every line for the secrets
-// it knows. It keeps the first lines to check again at the end for
-// secrets learnt later (the first access token is logged, as metadata,
-// before the test has seen its value).
+// logWatch receives the agent's log and, at the end, checks it for the
+// secrets it was told about.
 type logWatch struct {
-	w    *os.File // the agent writes here
-	path string   // logFile: the file, read at close
-	done chan struct{}
+	w    *os.File     // the agent writes here
+	path string       // the log as written
+	wait func() error // logPipe: waits for the reading process to finish
 
-	mu      sync.Mutex // guards secrets, head, leaked, lines
+	mu      sync.Mutex // guards secrets
 	secrets []string
-	head    strings.Builder
-	leaked  bool
-	lines   int
 }
 
-const logWatchHead = 1 << 20
-
 func newLogWatch(tb testing.TB, sink logSink) *logWatch {
+	f, err := os.CreateTemp(tb.TempDir(), "agent-log")
+	if err != nil {
+		tb.Fatal(err)
+	}
 	if sink == logFile {
-		f, err := os.CreateTemp(tb.TempDir(), "agent-log")
-		if err != nil {
-			tb.Fatal(err)
-		}
 		return &logWatch{w: f, path: f.Name()}
 	}
+	defer f.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l := &logWatch{w: w, done: make(chan struct{})}
-	go func() {
-		defer close(l.done)
-		defer r.Close()
-		l.scan(r)
-	}()
-	return l
-}
-
-// scan checks the lines of r.
-func (l *logWatch) scan(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		l.line(sc.Text())
+	defer r.Close()
+	cat := exec.Command("cat")
+	cat.Stdin, cat.Stdout = r, f
+	if err := cat.Start(); err != nil {
+		tb.Fatalf("start the log reader: %v", err)
 	}
-	io.Copy(io.Discard, r) // after a line over 1 MiB: keep the writer unblocked
-}
-
-func (l *logWatch) line(s string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines++
-	if l.head.Len() < logWatchHead {
-		l.head.WriteString(s)
-		l.head.WriteByte('\n')
-	}
-	for _, sec := range l.secrets {
-		if strings.Contains(s, sec) {
-			l.leaked = true
-		}
-	}
+	return &logWatch{w: w, path: f.Name(), wait: cat.Wait}
 }
 
 // addSecret adds a value that must never appear in the log.
@@ -166,30 +135,41 @@ func (l *logWatch) addSecret(s string) {
 }
 
 // close ends the log (after the agent stopped) and fails tb when a secret
-// was logged or nothing was.
+// was logged, or no token was.
 func (l *logWatch) close(tb testing.TB) {
 	tb.Helper()
 	l.w.Close()
-	if l.done != nil {
-		<-l.done
-	} else if f, err := os.Open(l.path); err != nil {
-		tb.Errorf("agent log: %v", err)
-	} else {
-		l.scan(f)
-		f.Close()
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	head := l.head.String()
-	for i, sec := range l.secrets {
-		if strings.Contains(head, sec) {
-			tb.Errorf("agent log holds secret #%d", i)
+	if l.wait != nil {
+		if err := l.wait(); err != nil {
+			tb.Errorf("log reader: %v", err)
 		}
 	}
-	if l.leaked {
+	f, err := os.Open(l.path)
+	if err != nil {
+		tb.Fatalf("agent log: %v", err)
+	}
+	defer f.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	issued, leaked := 0, false
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.Contains(line, `msg="ipc: token issued"`) {
+			issued++
+		}
+		for _, sec := range l.secrets {
+			leaked = leaked || strings.Contains(line, sec)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		tb.Errorf("agent log: %v", err)
+	}
+	if leaked {
 		tb.Errorf("agent log holds a secret")
 	}
-	if !strings.Contains(head, "ipc: token issued") {
+	if issued == 0 {
 		tb.Errorf("agent log: got no %q record, want one per token", "ipc: token issued")
 	}
 }

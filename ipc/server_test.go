@@ -244,15 +244,19 @@ func TestHandlerTimeout(t *testing.T) {
 		<-ctx.Done()
 		return TokenResponse{}, ctx.Err()
 	}}
-	ts := startServer(t, b, ServerOptions{WriteTimeout: 400 * time.Millisecond})
+	// The backend gets WriteTimeout minus a tenth of it (200 ms here), enough
+	// for the 504 to be written on a loaded machine.
+	ts := startServer(t, b, ServerOptions{WriteTimeout: 2 * time.Second})
 	start := time.Now()
 	_, err := NewClient(ts.path).Token(context.Background(), TokenRequest{})
 	var we *Error
 	if !errors.As(err, &we) || we.Code != CodeTimeout || we.Status != 504 {
 		t.Fatalf("got %v, want timeout 504", err)
 	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("took %v, want about the write timeout", el)
+	// Not a timing test: only that the request ended by the handler's
+	// deadline rather than hanging until the client gave up.
+	if el := time.Since(start); el > 15*time.Second {
+		t.Errorf("took %v, want it cut off near the 2s write timeout", el)
 	}
 }
 

@@ -5,7 +5,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,7 +21,6 @@ import (
 	"github.com/ncagent/ncagent/agent"
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
-	"github.com/ncagent/ncagent/ipc"
 )
 
 // TestCLIBench measures the CLI as a whole process and the agent's memory,
@@ -207,20 +205,8 @@ func benchBinary(t *testing.T) string {
 // waitForAgent waits up to 15s for the agent on socket to answer.
 func waitForAgent(t *testing.T, socket string) {
 	t.Helper()
-	cl := ipc.NewClient(socket)
-	defer cl.Close()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := cl.Status(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent did not answer within 15s: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := awaitAgent(socket, 15*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 

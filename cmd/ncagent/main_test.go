@@ -245,17 +245,26 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func cmdWaitAgent(ts *testscript.TestScript, neg bool, args []string) {
-	cl := ipc.NewClient(ts.Getenv("NCAGENT_SOCKET"))
-	deadline := time.Now().Add(15 * time.Second)
+	if err := awaitAgent(ts.Getenv("NCAGENT_SOCKET"), 15*time.Second); err != nil {
+		ts.Fatalf("%v", err)
+	}
+}
+
+// awaitAgent waits up to within for the agent on socket to answer a
+// status request.
+func awaitAgent(socket string, within time.Duration) error {
+	cl := ipc.NewClient(socket)
+	defer cl.Close()
+	deadline := time.Now().Add(within)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := cl.Status(ctx)
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			ts.Fatalf("agent did not answer: %v", err)
+			return fmt.Errorf("agent did not answer within %v: %w", within, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -195,7 +196,9 @@ func secretKeyError(key string, line int) error {
 
 // keyAssignment matches the key of "key = ..." at the start of a line or
 // after "{" or "," (inline tables), with optional quotes and dotted parts.
-var keyAssignment = regexp.MustCompile(`(?:^|[{,])\s*((?:["']?[A-Za-z0-9_-]+["']?\s*\.\s*)*["']?([A-Za-z0-9_-]+)["']?)\s*=`)
+var keyAssignment = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?:^|[{,])\s*((?:["']?[A-Za-z0-9_-]+["']?\s*\.\s*)*["']?([A-Za-z0-9_-]+)["']?)\s*=`)
+})
 
 // scanSecretKeys refuses secret-looking keys before parsing, so that a file
 // that holds a secret is refused even when it has a syntax error whose
@@ -208,7 +211,7 @@ func scanSecretKeys(data []byte) error {
 		if i := strings.IndexByte(text, '#'); i >= 0 && !strings.ContainsAny(text[:i], `"'`) {
 			text = text[:i]
 		}
-		for _, m := range keyAssignment.FindAllStringSubmatch(text, -1) {
+		for _, m := range keyAssignment().FindAllStringSubmatch(text, -1) {
 			if secretKey(m[2]) {
 				return secretKeyError(strings.Join(strings.Fields(m[1]), ""), line)
 			}
@@ -348,12 +351,14 @@ func (c *Config) encode() ([]byte, error) {
 
 // accountName is the syntax of an account name: letters, digits, '-', '_'
 // and '.', starting with a letter or digit, at most 64 bytes.
-var accountName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var accountName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+})
 
 // ValidateAccountName checks the syntax of an account name: 1 to 64
 // letters, digits, '-', '_' or '.', starting with a letter or a digit.
 func ValidateAccountName(name string) error {
-	if !accountName.MatchString(name) {
+	if !accountName().MatchString(name) {
 		return fmt.Errorf("invalid account name %q: use 1 to 64 letters, digits, '-', '_' or '.', starting with a letter or digit", name)
 	}
 	return nil

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -314,7 +315,11 @@ func displayServer(res signInResult) string {
 //go:embed signin_page.html
 var pageHTML string
 
-var pageTemplate = template.Must(template.New("page").Parse(pageHTML))
+// pageTemplate is parsed on first use: every ncagent process links it, few
+// show it.
+var pageTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(pageHTML))
+})
 
 // page is what the browser is shown at the end of a sign-in. It never holds
 // a secret.
@@ -378,7 +383,7 @@ func errorPage(r signInRequest, err error) (int, page) {
 // resources, not cached, not framed.
 func writePage(w http.ResponseWriter, status int, p page) {
 	var buf bytes.Buffer
-	if err := pageTemplate.Execute(&buf, p); err != nil {
+	if err := pageTemplate().Execute(&buf, p); err != nil {
 		http.Error(w, p.Title, status)
 		return
 	}

@@ -61,6 +61,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"sync"
 	"text/template"
 )
 
@@ -86,12 +87,14 @@ var ErrUnsupported = errors.New("autostart: not supported on this platform")
 //go:embed templates/*
 var templateFS embed.FS
 
-var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"systemdExec":   systemdExecArg,
-	"desktopExec":   desktopExecArg,
-	"desktopString": desktopString,
-	"xml":           xmlText,
-}).Option("missingkey=error").ParseFS(templateFS, "templates/*"))
+var templates = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("").Funcs(template.FuncMap{
+		"systemdExec":   systemdExecArg,
+		"desktopExec":   desktopExecArg,
+		"desktopString": desktopString,
+		"xml":           xmlText,
+	}).Option("missingkey=error").ParseFS(templateFS, "templates/*"))
+})
 
 // Data is what the templates are rendered with.
 type Data struct {
@@ -122,7 +125,7 @@ func Render(name string, d Data) ([]byte, error) {
 			return nil, fmt.Errorf("render %s: log path: %w", name, err)
 		}
 	}
-	t := templates.Lookup(name)
+	t := templates().Lookup(name)
 	if t == nil {
 		return nil, fmt.Errorf("render %s: no such template", name)
 	}

@@ -363,7 +363,9 @@ func (s *SetupServer) serveForm(w http.ResponseWriter, r *http.Request, sess *se
 	renderPage(w, d)
 }
 
-var accountNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var accountNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+})
 
 // parseForm reads and checks the submitted fields; the error says what to
 // correct.
@@ -389,7 +391,7 @@ func parseForm(r *http.Request) (setupForm, error) {
 	if f.Account == "" {
 		f.Account = accountFromServer(f.Server)
 	}
-	if !accountNameRE.MatchString(f.Account) {
+	if !accountNameRE().MatchString(f.Account) {
 		return f, errors.New("account name: use letters, digits, dot, dash or underscore, at most 64")
 	}
 	if len(f.ClientID) > 256 || strings.ContainsAny(f.ClientID, "\r\n") {

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"html/template"
 	"io"
+	"sync"
 )
 
 // pageData is what the setup page template shows.
@@ -67,7 +68,8 @@ var pageCSP = func() string {
 		"'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 }()
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -136,10 +138,11 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 </body>
 </html>
 `))
+})
 
 // renderPage writes the page; a write error means the browser went away.
 func renderPage(w io.Writer, d pageData) {
-	_ = pageTmpl.Execute(w, struct {
+	_ = pageTmpl().Execute(w, struct {
 		pageData
 		CSS template.CSS
 	}{d, template.CSS(pageCSS)})

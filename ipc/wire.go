@@ -139,9 +139,10 @@ type LoginRequest struct {
 // LoginEvent is one line of the newline-delimited JSON stream answering
 // POST /v1/login. The stream ends with an event of type "done" or "error".
 type LoginEvent struct {
-	// Type: "method" (which method and why), "open_url" (URL to open),
-	// "user_code" (device flow: URL and code to show), "waiting", "done",
-	// "error".
+	// Type: "joined" (first, when the request joined a sign-in of the
+	// account already in progress: the events so far follow), "method"
+	// (which method and why), "open_url" (URL to open), "user_code" (device
+	// flow: URL and code to show), "waiting", "done", "error".
 	Type      string    `json:"type"`
 	Account   string    `json:"account,omitempty"`
 	Method    string    `json:"method,omitempty"`

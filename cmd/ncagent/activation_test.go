@@ -27,25 +27,8 @@ import (
 func TestSocketActivation(t *testing.T) {
 	secretService(t)
 	idp := idptest.New(t, idptest.Options{})
-	service := "ncagent-act-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	kc := agent.NewKeychain(service, 5*time.Second)
-	tok := idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files")
-	if err := kc.Put("work", broker.Secret(tok.RefreshToken)); err != nil {
-		t.Fatalf("keychain put: %v", err)
-	}
-	t.Cleanup(func() { kc.Delete("work") })
-
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("[accounts.work]\nkind = \"oidc\"\nserver = %[1]q\nissuer = %[1]q\nclient_id = \"ncagent\"\n", idp.Issuer())
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sockDir, err := os.MkdirTemp("", "nca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	p := provisionAgent(t, idp, "")
+	tok, cfgPath, sockDir, service := p.tok, p.config, p.sockDir, p.service
 	socket := filepath.Join(sockDir, "agent.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
 	if err != nil {
@@ -125,4 +108,39 @@ func TestSocketActivation(t *testing.T) {
 	if !strings.Contains(logs.String(), "agent started") {
 		t.Errorf("agent log lacks its start line")
 	}
+}
+
+// provisioned is an account "work" ready for an "ncagent run" process.
+type provisioned struct {
+	tok     idptest.Tokens  // of the sign-in
+	kc      *agent.Keychain // holding the refresh token
+	service string          // kc's service, for NCAGENT_KEYRING_SERVICE
+	config  string          // config path, for NCAGENT_CONFIG
+	sockDir string          // a short-pathed directory for sockets
+}
+
+// provisionAgent signs account "work" in at idp (scopes openid,
+// offline_access, files), keeps its refresh token in a keychain service
+// of its own (deleted at cleanup), and writes a config naming the account,
+// with extra appended to its table.
+func provisionAgent(t *testing.T, idp *idptest.Server, extra string) provisioned {
+	t.Helper()
+	p := provisioned{service: "ncagent-test-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	p.kc = agent.NewKeychain(p.service, 5*time.Second)
+	p.tok = idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files")
+	if err := p.kc.Put("work", broker.Secret(p.tok.RefreshToken)); err != nil {
+		t.Fatalf("keychain put: %v", err)
+	}
+	t.Cleanup(func() { p.kc.Delete("work") })
+	cfg := fmt.Sprintf("[accounts.work]\nkind = \"oidc\"\nserver = %[1]q\nissuer = %[1]q\nclient_id = \"ncagent\"\n", idp.Issuer()) + extra
+	p.config = filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if p.sockDir, err = os.MkdirTemp("", "nc"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(p.sockDir) })
+	return p
 }

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ncagent/ncagent/agent"
-	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
 )
 
@@ -67,30 +65,14 @@ func TestCLIBench(t *testing.T) {
 	// HTTPS, as identity providers are in use: the TLS client is part of
 	// the agent's memory.
 	idp := idptest.New(t, idptest.Options{TLS: true, AccessTokenLifespan: time.Hour})
-	service := "ncagent-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	kc := agent.NewKeychain(service, 5*time.Second)
-	tok := idp.Login(t, idptest.PublicClientID, "openid", "offline_access", "files")
-	if err := kc.Put("work", broker.Secret(tok.RefreshToken)); err != nil {
-		t.Fatalf("keychain put: %v", err)
-	}
-	t.Cleanup(func() { kc.Delete("work") })
-	secrets := []string{tok.RefreshToken, tok.AccessToken}
-
-	dir := t.TempDir()
-	caPath := filepath.Join(dir, "ca.pem")
+	caPath := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caPath, idp.CAPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fmt.Sprintf("[accounts.work]\nkind = \"oidc\"\nserver = %[1]q\nissuer = %[1]q\nclient_id = \"ncagent\"\nscopes = [\"openid\", \"files\"]\nca_file = %[2]q\n", idp.Issuer(), caPath)
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sockDir, err := os.MkdirTemp("", "ncb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	p := provisionAgent(t, idp, fmt.Sprintf("scopes = [\"openid\", \"files\"]\nca_file = %q\n", caPath))
+	tok, kc, cfgPath, sockDir, service := p.tok, p.kc, p.config, p.sockDir, p.service
+	dir := t.TempDir()
+	secrets := []string{tok.RefreshToken, tok.AccessToken}
 	socket := filepath.Join(sockDir, "agent.sock")
 	env := append(os.Environ(),
 		"NCAGENT_CONFIG="+cfgPath,

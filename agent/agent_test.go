@@ -98,30 +98,16 @@ func startE2E(t *testing.T) *e2e {
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
-	ln, err := ipc.Listen(socket)
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln) }()
-	e := &e2e{idp: idp, kc: kc, agent: a, client: ipc.NewClient(socket), socket: socket, logs: logs,
+	e := &e2e{idp: idp, kc: kc, agent: a, socket: socket, logs: logs,
 		secrets: []string{tok.RefreshToken, tok.AccessToken}}
+	// Cleanups run last-registered first: these run after the agent stopped.
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("agent run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("agent did not stop within 10s")
-		}
 		if _, err := os.Stat(socket); !os.IsNotExist(err) {
 			t.Errorf("socket left behind after shutdown: %v", err)
 		}
 		e.checkLogs(t)
 	})
+	e.client = serveAgent(t, a, socket)
 	return e
 }
 

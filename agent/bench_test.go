@@ -216,28 +216,14 @@ func startBenchAgent(tb testing.TB, sink logSink) *benchAgent {
 	if err != nil {
 		tb.Fatalf("new agent: %v", err)
 	}
-	ln, err := ipc.Listen(socket)
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln) }()
+	// Cleanups run last-registered first: this one after the agent stopped.
 	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("agent run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			tb.Errorf("agent did not stop within 20s")
-		}
 		if sec, err := store.Get("work"); err == nil {
 			logs.addSecret(sec.Reveal())
 		}
 		logs.close(tb)
 	})
+	serveAgent(tb, a, socket).Close()
 
 	ba := &benchAgent{socket: socket, idp: idp, logs: logs}
 	c := ipc.NewClient(socket)

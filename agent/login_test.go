@@ -125,7 +125,7 @@ func startLoginRig(t *testing.T, opts loginRigOptions) *loginRig {
 // serveAgent runs a on a new socket at path until the test ends, and
 // returns a client of it. At cleanup it stops the agent and fails the test
 // when Run fails or does not return within loginWait.
-func serveAgent(t *testing.T, a *Agent, path string) *ipc.Client {
+func serveAgent(t testing.TB, a *Agent, path string) *ipc.Client {
 	t.Helper()
 	ln, err := ipc.Listen(path)
 	if err != nil {

@@ -140,28 +140,10 @@ func (b *Broker) Exchange(ctx context.Context, req ExchangeRequest) (Token, erro
 		return fail(fmt.Errorf("exchange: unsupported token_type %q", Printable(tr.TokenType, 32)))
 	}
 	now := b.now()
-	lifetime := time.Duration(tr.ExpiresIn) * time.Second
-	if lifetime <= 0 {
-		lifetime = defaultLifetime
-	}
-	granted := scopes
-	if tr.Scope != "" {
-		granted = sortedScopes(strings.Fields(tr.Scope))
-	}
-	issued := tr.IssuedTokenType
-	if issued == "" {
-		issued = tokenTypeAccess
-	}
-	tok := Token{
-		Account:         a.name,
-		TokenType:       tokenType,
-		AccessToken:     Secret(tr.AccessToken),
-		Expiry:          now.Add(lifetime),
-		Scopes:          granted,
-		Audience:        aud,
-		Username:        cfg.Username,
-		Server:          cfg.Server,
-		IssuedTokenType: issued,
+	tok := issuedToken(a.name, cfg, tr, tokenType, aud, scopes, now)
+	tok.IssuedTokenType = tr.IssuedTokenType
+	if tok.IssuedTokenType == "" {
+		tok.IssuedTokenType = tokenTypeAccess
 	}
 	if cfg.CacheExchanged {
 		a.mu.Lock()

@@ -458,27 +458,9 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
 		return Token{}, fmt.Errorf("refresh: unsupported token_type %q", Printable(tr.TokenType, 32))
 	}
-	// "scope: OPTIONAL, if identical to the scope requested by the client;
-	// otherwise, REQUIRED." https://www.rfc-editor.org/rfc/rfc6749#section-5.1
-	granted := scopes
-	if tr.Scope != "" {
-		granted = sortedScopes(strings.Fields(tr.Scope))
-	}
-	wider := len(scopes) > 0 && !subset(granted, scopes)
-	lifetime := time.Duration(tr.ExpiresIn) * time.Second
-	if lifetime <= 0 {
-		lifetime = defaultLifetime
-	}
-	tok := Token{
-		Account:     a.name,
-		TokenType:   tokenType,
-		AccessToken: Secret(tr.AccessToken),
-		Expiry:      now.Add(lifetime),
-		Scopes:      granted,
-		Audience:    aud,
-		Username:    cfg.Username,
-		Server:      cfg.Server,
-	}
+	tok := issuedToken(a.name, cfg, tr, tokenType, aud, scopes, now)
+	wider := len(scopes) > 0 && !subset(tok.Scopes, scopes)
+	granted := tok.Scopes
 	entry := cacheEntry{aud: aud, key: scopes, tok: tok}
 	a.mu.Lock()
 	logST := false
@@ -525,6 +507,31 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 	}
 	b.log.Debug("refreshed", "account", a.name, "token", tok)
 	return tok, nil
+}
+
+// issuedToken is the Token a successful token endpoint answer tr carries,
+// for (aud, the requested scopes) at now.
+func issuedToken(account string, cfg Account, tr *tokenResponse, tokenType, aud string, scopes []string, now time.Time) Token {
+	// "scope: OPTIONAL, if identical to the scope requested by the client;
+	// otherwise, REQUIRED." https://www.rfc-editor.org/rfc/rfc6749#section-5.1
+	granted := scopes
+	if tr.Scope != "" {
+		granted = sortedScopes(strings.Fields(tr.Scope))
+	}
+	lifetime := time.Duration(tr.ExpiresIn) * time.Second
+	if lifetime <= 0 {
+		lifetime = defaultLifetime
+	}
+	return Token{
+		Account:     account,
+		TokenType:   tokenType,
+		AccessToken: Secret(tr.AccessToken),
+		Expiry:      now.Add(lifetime),
+		Scopes:      granted,
+		Audience:    aud,
+		Username:    cfg.Username,
+		Server:      cfg.Server,
+	}
 }
 
 // subset reports whether every element of sorted a is in sorted b.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/buildinfo"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -234,8 +235,8 @@ func (a *Agent) account(name string) (string, *AccountConfig, error) {
 // Status implements ipc.Backend.
 func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
 	resp := ipc.StatusResponse{
-		Version:  broker.Version,
-		Commit:   broker.Commit,
+		Version:  buildinfo.Version,
+		Commit:   buildinfo.Commit,
 		PID:      os.Getpid(),
 		Socket:   a.opts.Socket,
 		Started:  a.started,

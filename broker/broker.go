@@ -34,6 +34,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/buildinfo"
 )
 
 // Options configure a Broker.
@@ -42,7 +44,7 @@ type Options struct {
 	Store Store
 	// Logger receives debug and info lines; never a secret. Default: discard.
 	Logger *slog.Logger
-	// UserAgent of IdP requests; default "ncagent/" + Version.
+	// UserAgent of IdP requests; default buildinfo.UserAgent().
 	UserAgent string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -116,7 +118,7 @@ func New(opts Options) *Broker {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if b.userAgent == "" {
-		b.userAgent = "ncagent/" + Version
+		b.userAgent = buildinfo.UserAgent()
 	}
 	if b.now == nil {
 		b.now = time.Now
@@ -136,10 +138,3 @@ func Sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
-
-// Version is the ncagent version, set by the linker
-// (-ldflags "-X github.com/ncagent/ncagent/broker.Version=...").
-var Version = "dev"
-
-// Commit is the source commit, set by the linker.
-var Commit = ""

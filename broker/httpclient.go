@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/buildinfo"
 )
 
 // Timeouts of clients made by NewHTTPClient.
@@ -51,7 +53,7 @@ func (e *RedirectError) Unwrap() error { return ErrRedirect }
 //   - the system CA pool plus o.CAPEM, when given (an error if CAPEM holds
 //     no certificate);
 //   - TLS 1.2 or newer;
-//   - User-Agent o.UserAgent (default "ncagent/" + Version) on every request
+//   - User-Agent o.UserAgent (default buildinfo.UserAgent()) on every request
 //     that does not set one;
 //   - redirects are followed only for GET and HEAD (at most 5); any other
 //     method, in practice a POST carrying a secret, gets an error wrapping
@@ -72,7 +74,7 @@ func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
 	}
 	ua := o.UserAgent
 	if ua == "" {
-		ua = "ncagent/" + Version
+		ua = buildinfo.UserAgent()
 	}
 	timeout := o.Timeout
 	if timeout <= 0 {

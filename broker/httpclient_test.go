@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ncagent/ncagent/internal/buildinfo"
 )
 
 func TestNewHTTPClientRedirects(t *testing.T) {
@@ -110,7 +112,7 @@ func TestNewHTTPClientUserAgentAndCA(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if got, want := gotUA.Load(), "ncagent/"+Version; got != want {
+		if got, want := gotUA.Load(), buildinfo.UserAgent(); got != want {
 			t.Errorf("got user agent %q, want %q", got, want)
 		}
 	})

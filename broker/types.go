@@ -282,6 +282,6 @@ type Metadata struct {
 // HTTPOptions configures NewHTTPClient.
 type HTTPOptions struct {
 	CAPEM     []byte        // extra PEM CA bundle, added to the system pool
-	UserAgent string        // default "ncagent/" + Version
+	UserAgent string        // default buildinfo.UserAgent()
 	Timeout   time.Duration // overall per-request timeout; default 30s
 }

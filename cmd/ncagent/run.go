@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/ncagent/ncagent/agent"
-	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/buildinfo"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -82,7 +82,7 @@ agent then serves on it instead of creating its own.`)
 		errorf(e, "%v", err)
 		return exitError
 	}
-	log.Info("agent started", "version", broker.Version, "pid", os.Getpid(), "socket", path, "config", *configPath)
+	log.Info("agent started", "version", buildinfo.Version, "pid", os.Getpid(), "socket", path, "config", *configPath)
 
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()

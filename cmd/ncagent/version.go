@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/buildinfo"
 )
 
 func init() {
@@ -22,16 +22,16 @@ func runVersion(ctx context.Context, e *env, args []string) int {
 	}
 	if *asJSON {
 		json.NewEncoder(e.stdout).Encode(map[string]string{
-			"version": broker.Version, "commit": broker.Commit, "go": runtime.Version(),
+			"version": buildinfo.Version, "commit": buildinfo.Commit, "go": runtime.Version(),
 			"os": runtime.GOOS, "arch": runtime.GOARCH,
 		})
 		return exitOK
 	}
-	commit := broker.Commit
+	commit := buildinfo.Commit
 	if commit == "" {
 		commit = "unknown"
 	}
-	fmt.Fprintf(e.stdout, "ncagent %s (commit %s, %s, %s/%s)\n", broker.Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(e.stdout, "ncagent %s (commit %s, %s, %s/%s)\n", buildinfo.Version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return exitOK
 }
 

@@ -142,7 +142,7 @@ func (r signInRequest) withDefaults(defTimeout time.Duration) (signInRequest, er
 		r.Timeout = defTimeout
 	}
 	if r.sleep == nil {
-		r.sleep = broker.Sleep
+		r.sleep = sleepCtx
 	}
 	if r.hostname == nil {
 		r.hostname = os.Hostname
@@ -202,6 +202,19 @@ func randomString(n int) string {
 	b := make([]byte, n)
 	rand.Read(b) // never returns an error (crypto/rand, Go 1.24+)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// sleepCtx waits d, or until ctx is done and then returns ctx.Err(): the
+// wait between the polls of the device and login flows.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // equalSecret compares two values in constant time.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/untrusted"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -265,14 +266,14 @@ func (f *browserFlow) callback(q url.Values) (signInResult, error) {
 	// reject authorization responses without the iss parameter".
 	if iss, ok := q["iss"]; ok {
 		if len(iss) != 1 || iss[0] != f.r.issuer() {
-			return signInResult{}, fmt.Errorf("browser sign-in: the authorization response comes from issuer %q, not %q: %w", broker.Printable(strings.Join(iss, " "), 200), f.r.issuer(), ErrSignInState)
+			return signInResult{}, fmt.Errorf("browser sign-in: the authorization response comes from issuer %q, not %q: %w", untrusted.Text(strings.Join(iss, " "), 200), f.r.issuer(), ErrSignInState)
 		}
 	} else if f.r.Metadata.AuthorizationResponseIssParam {
 		return signInResult{}, fmt.Errorf("browser sign-in: the authorization response carries no iss although the issuer announces it: %w", ErrSignInState)
 	}
 	if code := q.Get("error"); code != "" {
 		// https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
-		e := &broker.IdPError{Op: "authorization", Code: broker.Printable(code, 64), Description: broker.Printable(q.Get("error_description"), 300)}
+		e := &broker.IdPError{Op: "authorization", Code: untrusted.Text(code, 64), Description: untrusted.Text(q.Get("error_description"), 300)}
 		if code == "access_denied" {
 			return signInResult{}, fmt.Errorf("browser sign-in: %w: %w", ErrSignInDenied, e)
 		}

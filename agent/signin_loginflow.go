@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/untrusted"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -108,7 +109,7 @@ func (r signInRequest) userAgent() string {
 	if err != nil || h == "" {
 		return "ncagent"
 	}
-	return "ncagent (" + broker.Printable(h, 64) + ")"
+	return "ncagent (" + untrusted.Text(h, 64) + ")"
 }
 
 // send sends req with r's client and returns the status and body of the

@@ -106,7 +106,7 @@ func New(opts Options) *Broker {
 		backoffMax:       8 * time.Second,
 		discoveryTTL:     discoveryTTL,
 		discoveryFailTTL: discoveryFailTTL,
-		sleep:            Sleep,
+		sleep:            sleepCtx,
 		jitter:           rand.Int64N,
 		accounts:         map[string]*account{},
 		clients:          map[[32]byte]*http.Client{},
@@ -126,9 +126,9 @@ func New(opts Options) *Broker {
 	return b
 }
 
-// Sleep waits d, or until ctx is done and then returns ctx.Err(): the wait
-// between the broker's retries, and between the polls of a sign-in flow.
-func Sleep(ctx context.Context, d time.Duration) error {
+// sleepCtx waits d, or until ctx is done and then returns ctx.Err(): the
+// wait between the broker's retries.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

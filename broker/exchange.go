@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/untrusted"
 )
 
 const (
@@ -137,7 +139,7 @@ func (b *Broker) Exchange(ctx context.Context, req ExchangeRequest) (Token, erro
 	case tr.TokenType == "N_A":
 		tokenType = "N_A"
 	default:
-		return fail(fmt.Errorf("exchange: unsupported token_type %q", Printable(tr.TokenType, 32)))
+		return fail(fmt.Errorf("exchange: unsupported token_type %q", untrusted.Text(tr.TokenType, 32)))
 	}
 	now := b.now()
 	tok := issuedToken(a.name, cfg, tr, tokenType, aud, scopes, now)

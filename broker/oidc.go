@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ncagent/ncagent/internal/untrusted"
 )
 
 var (
@@ -172,7 +174,7 @@ func parseDeviceAuthorization(op string, body []byte) (DeviceAuthorization, erro
 	if err := json.Unmarshal(body, &r); err != nil {
 		return DeviceAuthorization{}, fmt.Errorf("%s: malformed response (%d bytes)", op, len(body))
 	}
-	userCode := Printable(r.UserCode, 64) // shown to the user
+	userCode := untrusted.Text(r.UserCode, 64) // shown to the user
 	if r.DeviceCode == "" || userCode == "" || r.VerificationURI == "" {
 		return DeviceAuthorization{}, fmt.Errorf("%s: the response lacks device_code, user_code or verification_uri", op)
 	}
@@ -321,7 +323,7 @@ func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret)
 		return IDClaims{}, ie
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
-		return IDClaims{}, fmt.Errorf("%s: unexpected content type %q", op, Printable(mt, 64))
+		return IDClaims{}, fmt.Errorf("%s: unexpected content type %q", op, untrusted.Text(mt, 64))
 	}
 	var c struct {
 		Sub               string `json:"sub"`

@@ -12,7 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/ncagent/ncagent/internal/untrusted"
 )
 
 // transientError is a fault worth retrying: a network error, HTTP 5xx or
@@ -157,27 +158,11 @@ func parseIdPError(op string, status int, body []byte, form url.Values) *IdPErro
 			e.Description = strings.ReplaceAll(e.Description, v, redacted)
 		}
 	}
-	ie := &IdPError{Op: op, StatusCode: status, Code: Printable(e.Error, 64), Description: Printable(e.Description, 300)}
+	ie := &IdPError{Op: op, StatusCode: status, Code: untrusted.Text(e.Error, 64), Description: untrusted.Text(e.Description, 300)}
 	if ie.Code == "" {
 		ie.Code = "http_" + strconv.Itoa(status)
 	}
 	return ie
-}
-
-// Printable returns s without control characters, cut to at most n bytes
-// on a rune boundary (an ellipsis marks a cut). Use it on anything a server
-// sent before quoting it in a message or showing it to the user.
-func Printable(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
 }
 
 // retryAfter parses a Retry-After header: delta-seconds or an HTTP-date

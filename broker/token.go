@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/untrusted"
 )
 
 const (
@@ -456,7 +458,7 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 	}
 	tokenType := "Bearer"
 	if tr.TokenType != "" && !strings.EqualFold(tr.TokenType, "bearer") {
-		return Token{}, fmt.Errorf("refresh: unsupported token_type %q", Printable(tr.TokenType, 32))
+		return Token{}, fmt.Errorf("refresh: unsupported token_type %q", untrusted.Text(tr.TokenType, 32))
 	}
 	tok := issuedToken(a.name, cfg, tr, tokenType, aud, scopes, now)
 	wider := len(scopes) > 0 && !subset(tok.Scopes, scopes)

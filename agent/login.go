@@ -259,11 +259,11 @@ func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, e
 	var res signInResult
 	switch method {
 	case "browser", "device":
-		md, err := a.broker.Discover(ctx, acct)
+		p, err := a.broker.Provider(ctx, acct)
 		if err != nil {
 			return ipc.LoginEvent{}, wireError(name, err)
 		}
-		sr.Metadata = md
+		sr.idp = p
 		if method == "browser" {
 			res, err = signInBrowser(ctx, sr)
 		} else {

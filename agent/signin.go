@@ -3,8 +3,8 @@ package agent
 // Sign-in flows: the common request and result types, their sentinel errors,
 // the step common to the OpenID Connect flows (token response to result)
 // and the choice of a method for a bare --server. The protocol requests
-// themselves (token requests, device authorization, ID token and userinfo
-// checks, discovery) go through package broker.
+// themselves (code exchange, token requests, device authorization, ID token
+// and userinfo checks, discovery) are a broker.Provider's.
 // The flows themselves live in signin_browser.go (RFC 8252 authorization
 // code + PKCE), signin_device.go (RFC 8628 device authorization grant) and
 // signin_loginflow.go (Nextcloud Login Flow v2 app passwords).
@@ -103,11 +103,11 @@ type signInRequest struct {
 	// hostname names this machine in the Login Flow v2 User-Agent;
 	// default os.Hostname.
 	hostname func() (string, error)
-	// idp makes the OpenID Connect protocol requests (token requests,
-	// device authorization, ID token and userinfo checks): a Broker of
-	// this sign-in's own, using HTTP and Now, so that nothing (discovery,
-	// keys) is kept from one sign-in to the next. Set by withDefaults.
-	idp *broker.Broker
+	// idp makes the OpenID Connect protocol requests (code exchange, token
+	// requests, device authorization, ID token and userinfo checks). The
+	// agent passes the broker's Provider of the account; when nil,
+	// withDefaults makes one from Metadata, HTTP and Now.
+	idp *broker.Provider
 }
 
 // signInResult is a successful sign-in. Secret and Initial are secrets: the
@@ -160,7 +160,14 @@ func (r signInRequest) withDefaults(defTimeout time.Duration) (signInRequest, er
 			r.ClientAuth = broker.ClientAuthBasic
 		}
 	}
-	r.idp = broker.New(broker.Options{HTTPClient: r.HTTP, Now: r.Now})
+	if r.idp == nil {
+		p, err := broker.NewProvider(r.account(), r.Metadata, broker.ProviderOptions{HTTPClient: r.HTTP, Now: r.Now})
+		if err != nil {
+			return r, fmt.Errorf("sign-in: %w", err)
+		}
+		r.idp = p
+	}
+	r.Metadata = r.idp.Metadata()
 	return r, nil
 }
 
@@ -244,9 +251,8 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, broker.ErrUnavailable, err)
 }
 
-// account is the account being signed in as the broker's protocol calls
-// want it: the client, and the endpoints already discovered as overrides,
-// so that the broker does not discover them again.
+// account is the account being signed in as a broker.Provider wants it:
+// the client, and the endpoints already discovered as overrides.
 func (r signInRequest) account() broker.Account {
 	md := r.Metadata
 	return broker.Account{
@@ -289,7 +295,7 @@ func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, n
 	case r.Metadata.UserinfoEndpoint != "":
 		// Without an ID token, ask who the access token belongs to;
 		// without a userinfo endpoint the user stays unknown.
-		c, err := r.idp.Userinfo(ctx, r.account(), tr.AccessToken)
+		c, err := r.idp.Userinfo(ctx, tr.AccessToken)
 		if err != nil {
 			return signInResult{}, fmt.Errorf("%s: %w", op, err)
 		}
@@ -344,7 +350,7 @@ func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, n
 // different nonce wraps ErrSignInState as well: the answer may belong to
 // another sign-in. Other failures wrap ErrIDToken.
 func verifyIDToken(ctx context.Context, r signInRequest, raw, nonce string) (broker.IDClaims, error) {
-	c, err := r.idp.VerifyIDToken(ctx, r.account(), raw, nonce)
+	c, err := r.idp.VerifyIDToken(ctx, raw, nonce)
 	if errors.Is(err, broker.ErrNonce) {
 		return broker.IDClaims{}, fmt.Errorf("%w: %w", err, ErrSignInState)
 	}
@@ -381,10 +387,10 @@ func chooseMethod(ctx context.Context, client *http.Client, server, issuer, clie
 func probeDiscovery(ctx context.Context, client *http.Client, issuer string) error {
 	ctx, cancel := context.WithTimeout(ctx, discoveryTimeout)
 	defer cancel()
-	md, err := broker.New(broker.Options{HTTPClient: client}).Discover(ctx, broker.Account{Issuer: issuer})
+	p, err := broker.DiscoverProvider(ctx, broker.Account{Issuer: issuer}, broker.ProviderOptions{HTTPClient: client})
 	var ue *url.Error
 	switch {
-	case err == nil && md.AuthorizationEndpoint == "":
+	case err == nil && p.Metadata().AuthorizationEndpoint == "":
 		return errors.New("the discovery document names no authorization endpoint")
 	case err == nil:
 		return nil

@@ -87,7 +87,7 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 		done:     make(chan browserOutcome, 1),
 	}
 	// The authorization request only; the code goes to the token endpoint
-	// through the broker (callback).
+	// through the broker's Provider (callback).
 	f.cfg = oauth2.Config{
 		ClientID:    r.ClientID,
 		Endpoint:    oauth2.Endpoint{AuthURL: r.Metadata.AuthorizationEndpoint},
@@ -288,12 +288,7 @@ func (f *browserFlow) callback(q url.Values) (signInResult, error) {
 	// "REQUIRED, if the "redirect_uri" parameter was included in the
 	// authorization request") and
 	// https://www.rfc-editor.org/rfc/rfc7636#section-4.5 (code_verifier).
-	tr, err := f.r.idp.Grant(f.ctx, f.r.account(), url.Values{
-		"grant_type":    {"authorization_code"},
-		"code":          {code},
-		"redirect_uri":  {f.cfg.RedirectURL},
-		"code_verifier": {f.verifier},
-	})
+	tr, err := f.r.idp.ExchangeCode(f.ctx, code, f.cfg.RedirectURL, f.verifier)
 	if err != nil {
 		if f.ctx.Err() != nil {
 			return signInResult{}, fmt.Errorf("browser sign-in: exchange code: %w", f.ctx.Err())

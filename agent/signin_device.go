@@ -88,7 +88,6 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 	if interval <= 0 {
 		interval = defaultDeviceInterval
 	}
-	acct := r.account()
 	failures := 0
 	for {
 		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: the client
@@ -100,7 +99,7 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 			return signInResult{}, fmt.Errorf("device sign-in: the code was not entered before it expired: %w", ErrSignInTimeout)
 		}
 		// https://www.rfc-editor.org/rfc/rfc8628#section-3.4
-		tr, err := r.idp.Grant(ctx, acct, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode.Reveal()}})
+		tr, err := r.idp.Grant(ctx, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode.Reveal()}})
 		if err == nil {
 			return finishOIDC(ctx, r, tr, "", "device sign-in")
 		}
@@ -145,7 +144,7 @@ func deviceCtxErr(ctx context.Context, r signInRequest) error {
 // (https://www.rfc-editor.org/rfc/rfc8628#section-3.1) and checks that the
 // verification URIs the user is sent to are web pages.
 func deviceAuthorize(ctx context.Context, r signInRequest) (broker.DeviceAuthorization, error) {
-	da, err := r.idp.AuthorizeDevice(ctx, r.account(), oidcScopes(r.Scopes))
+	da, err := r.idp.AuthorizeDevice(ctx, oidcScopes(r.Scopes))
 	if err != nil {
 		if ctx.Err() != nil {
 			return broker.DeviceAuthorization{}, deviceCtxErr(ctx, r)

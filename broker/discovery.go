@@ -99,7 +99,7 @@ func (b *Broker) discover(ctx context.Context, issuer string, caPEM []byte) (Met
 		b.disc[issuer] = e
 		b.discMu.Unlock()
 
-		md, err := b.fetchDiscovery(ctx, issuer, caPEM)
+		md, err := b.fetchDiscoveryWith(ctx, issuer, caPEM)
 		e.md, e.err = md, err
 		switch {
 		case err == nil:
@@ -136,14 +136,20 @@ func (b *Broker) forgetDiscovery(issuer string) {
 	}
 }
 
-// fetchDiscovery fetches and checks issuer's discovery document.
-func (b *Broker) fetchDiscovery(ctx context.Context, issuer string, caPEM []byte) (Metadata, error) {
-	if err := CheckEndpointURL("discovery: issuer", issuer); err != nil {
-		return Metadata{}, err
-	}
+// fetchDiscoveryWith fetches issuer's discovery document with the
+// Broker's client for caPEM.
+func (b *Broker) fetchDiscoveryWith(ctx context.Context, issuer string, caPEM []byte) (Metadata, error) {
 	client, err := b.clientFor(caPEM)
 	if err != nil {
 		return Metadata{}, fmt.Errorf("discovery: %w", err)
+	}
+	return fetchDiscovery(ctx, client, issuer)
+}
+
+// fetchDiscovery fetches and checks issuer's discovery document, uncached.
+func fetchDiscovery(ctx context.Context, client *http.Client, issuer string) (Metadata, error) {
+	if err := CheckEndpointURL("discovery: issuer", issuer); err != nil {
+		return Metadata{}, err
 	}
 	// "If the Issuer value contains a path component, any terminating /
 	// MUST be removed before appending /.well-known/openid-configuration."

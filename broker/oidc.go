@@ -1,13 +1,24 @@
 package broker
 
-// The protocol side of the agent's OpenID Connect sign-in flows: token
+// The Provider's calls for the agent's OpenID Connect sign-in flows: token
 // requests of any grant, the device authorization request, ID token
-// verification and userinfo. The flows themselves (browser, device) belong
-// to package agent; these calls share with the refresh and exchange paths
-// the endpoint lookup (Account.Endpoints overrides, else discovery), client
-// authentication, IdP error parsing, the JWKS cache and the JWT checks.
-// None of them uses or changes an account's refresh chain, cache or state:
-// the account need not be added with SetAccount.
+// verification and userinfo (the code exchange is in provider_code.go). The
+// flows themselves (browser, device) belong to package agent; these calls
+// share with the refresh and exchange paths the client authentication, IdP
+// error parsing, the JWKS cache and the JWT checks.
+//
+// The device authorization request and the device token polls are written
+// here rather than taken from golang.org/x/oauth2 (Config.DeviceAuth,
+// Config.DeviceAccessToken), which does not do them right for us: DeviceAuth
+// sends no client authentication, which
+// https://www.rfc-editor.org/rfc/rfc8628#section-3.1 asks of a confidential
+// client ("the client authentication requirements of Section 3.2.1 of
+// [RFC6749] apply"), rejects a quoted expires_in (Keycloak-style numeric
+// strings) and keeps the user code as sent, control characters included;
+// DeviceAccessToken polls on a wall-clock ticker the agent's clock cannot
+// drive, ends the flow at the first network fault or 5xx (we tolerate a few,
+// RFC 8628 §3.5 leaves it to the client), and says nothing of which poll
+// answered what.
 
 import (
 	"context"
@@ -59,26 +70,24 @@ type TokenResponse struct {
 	Scopes []string
 }
 
-// Grant sends one access token request
-// (https://www.rfc-editor.org/rfc/rfc6749#section-4.1.3, RFC 8628 §3.4, ...)
-// to acct's token endpoint (Endpoints.Token, else discovered). form holds
-// grant_type and the grant's parameters; Grant adds the client
-// authentication of acct (https://www.rfc-editor.org/rfc/rfc6749#section-2.3)
-// and leaves form itself unchanged.
+// Grant sends one access token request (RFC 8628 §3.4 device code polls,
+// or any other grant) to the token endpoint. form holds grant_type and the
+// grant's parameters; Grant adds the client authentication of the account
+// (https://www.rfc-editor.org/rfc/rfc6749#section-2.3) and leaves form
+// itself unchanged. The authorization code grant has ExchangeCode.
 //
 // Grant makes one attempt: an authorization or device code is never sent
 // twice on its own. An OAuth error answer is an *IdPError; a transport
 // fault, HTTP 429 or 5xx wraps ErrUnavailable (an answer's *IdPError is
 // still reachable with errors.As); a redirect wraps ErrRedirect; the end of
 // ctx wraps ctx.Err(). No error carries a secret of the form or the answer.
-// Grant does not use or change acct's refresh chain or token cache.
-func (b *Broker) Grant(ctx context.Context, acct Account, form url.Values) (TokenResponse, error) {
+func (p *Provider) Grant(ctx context.Context, form url.Values) (TokenResponse, error) {
 	op := grantOp(form.Get("grant_type"))
-	endpoint, err := b.tokenEndpoint(ctx, acct)
+	endpoint, err := p.endpoint(op, "token endpoint", p.md.TokenEndpoint)
 	if err != nil {
 		return TokenResponse{}, err
 	}
-	body, err := b.postForm(ctx, op, acct, endpoint, cloneValues(form))
+	body, err := p.postForm(ctx, op, endpoint, cloneValues(form))
 	if err != nil {
 		return TokenResponse{}, untransient(err)
 	}
@@ -86,6 +95,11 @@ func (b *Broker) Grant(ctx context.Context, acct Account, form url.Values) (Toke
 	if err != nil {
 		return TokenResponse{}, err
 	}
+	return tokenResponseOf(tr), nil
+}
+
+// tokenResponseOf is the TokenResponse of a decoded token endpoint answer.
+func tokenResponseOf(tr *tokenResponse) TokenResponse {
 	return TokenResponse{
 		AccessToken:      Secret(tr.AccessToken),
 		TokenType:        tr.TokenType,
@@ -94,7 +108,7 @@ func (b *Broker) Grant(ctx context.Context, acct Account, form url.Values) (Toke
 		ExpiresIn:        time.Duration(tr.ExpiresIn) * time.Second,
 		RefreshExpiresIn: time.Duration(tr.RefreshExpiresIn) * time.Second,
 		Scopes:           strings.Fields(tr.Scope),
-	}, nil
+	}
 }
 
 // grantOp names a token request in errors.
@@ -138,14 +152,13 @@ type DeviceAuthorization struct {
 }
 
 // AuthorizeDevice requests a device code for scopes
-// (https://www.rfc-editor.org/rfc/rfc8628#section-3.1) at acct's device
-// authorization endpoint (Endpoints.DeviceAuthorization, else discovered),
-// authenticated as acct's client. Errors are as Grant's. The verification
-// URIs are returned as sent: check them before showing them.
-func (b *Broker) AuthorizeDevice(ctx context.Context, acct Account, scopes []string) (DeviceAuthorization, error) {
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.1) at the device
+// authorization endpoint, authenticated as the account's client. Errors are
+// as Grant's. The verification URIs are returned as sent: check them before
+// showing them.
+func (p *Provider) AuthorizeDevice(ctx context.Context, scopes []string) (DeviceAuthorization, error) {
 	const op = "device authorization"
-	endpoint, err := b.endpoint(ctx, op, acct, "device authorization endpoint", acct.Endpoints.DeviceAuthorization,
-		func(md Metadata) string { return md.DeviceAuthorizationEndpoint })
+	endpoint, err := p.endpoint(op, "device authorization endpoint", p.md.DeviceAuthorizationEndpoint)
 	if err != nil {
 		return DeviceAuthorization{}, err
 	}
@@ -153,7 +166,7 @@ func (b *Broker) AuthorizeDevice(ctx context.Context, acct Account, scopes []str
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	body, err := b.postForm(ctx, op, acct, endpoint, form)
+	body, err := p.postForm(ctx, op, endpoint, form)
 	if err != nil {
 		return DeviceAuthorization{}, untransient(err)
 	}
@@ -208,14 +221,14 @@ type idTokenClaims struct {
 
 func (c *idTokenClaims) registered() *jwt.RegisteredClaims { return &c.RegisteredClaims }
 
-// VerifyIDToken checks an ID token issued to acct's client as
+// VerifyIDToken checks an ID token issued to the account's client as
 // https://openid.net/specs/openid-connect-core-1_0.html#IDTokenValidation
 // asks, and returns its claims:
 //   - the signature, with an asymmetric algorithm of the allow-list, against
-//     the issuer's JWKS (Endpoints.JWKS, else discovered), through the same
-//     cache and key rules as JWT subject tokens;
-//   - iss equal to the issuer (the discovered one, else acct.Issuer);
-//   - aud containing acct.ClientID; with several audiences an azp naming
+//     the issuer's JWKS (jwks_uri), through the same cache and key rules as
+//     JWT subject tokens;
+//   - iss equal to Issuer();
+//   - aud containing the account's client id; with several audiences an azp naming
 //     the client, and any azp equal to it;
 //   - exp required and not passed, iat and nbf (when present) not in the
 //     future, each with a minute of leeway; sub required;
@@ -224,35 +237,25 @@ func (c *idTokenClaims) registered() *jwt.RegisteredClaims { return &c.Registere
 //     present and its value checked to verify that it is the same value as
 //     the one that was sent" (a failure wraps ErrNonce too).
 //
-// A rejection wraps ErrIDToken and says which check failed; a JWKS or
-// discovery that cannot be fetched wraps ErrUnavailable instead. No error
+// A rejection wraps ErrIDToken and says which check failed; a JWKS that
+// cannot be fetched wraps ErrUnavailable instead. No error
 // contains the token, a claim value or the nonce. VerifyIDToken is safe
 // for concurrent use.
-func (b *Broker) VerifyIDToken(ctx context.Context, acct Account, raw, nonce string) (IDClaims, error) {
-	issuer, jwksURI := acct.Issuer, acct.Endpoints.JWKS
-	if jwksURI == "" {
-		md, err := b.Discover(ctx, acct)
-		if err != nil {
-			return IDClaims{}, fmt.Errorf("verify id token: %w", err)
-		}
-		if md.Issuer != "" {
-			issuer = md.Issuer
-		}
-		jwksURI = md.JWKSURI
-	}
+func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (IDClaims, error) {
+	acct, issuer, jwksURI := p.acct, p.Issuer(), p.md.JWKSURI
 	if jwksURI == "" {
 		return IDClaims{}, errors.New("verify id token: the issuer names no jwks_uri")
 	}
 	if err := CheckEndpointURL("verify id token: jwks uri", jwksURI); err != nil {
 		return IDClaims{}, err
 	}
-	c, err := b.jwksFor(acct, jwksURI)
+	c, err := p.jwks(jwksURI)
 	if err != nil {
 		return IDClaims{}, fmt.Errorf("verify id token: %w", err)
 	}
 	var claims idTokenClaims
-	p := subjectPolicy{Issuer: issuer, Audiences: []string{acct.ClientID}, Leeway: idTokenLeeway, kind: idTokenKind}
-	if err := c.verifyClaims(ctx, raw, p, &claims); err != nil {
+	policy := subjectPolicy{Issuer: issuer, Audiences: []string{acct.ClientID}, Leeway: idTokenLeeway, kind: idTokenKind}
+	if err := c.verifyClaims(ctx, raw, policy, &claims); err != nil {
 		return IDClaims{}, err
 	}
 	// "If the ID Token contains multiple audiences, the Client SHOULD verify
@@ -276,26 +279,21 @@ func (b *Broker) VerifyIDToken(ctx context.Context, acct Account, raw, nonce str
 	return IDClaims{Subject: claims.Subject, PreferredUsername: claims.PreferredUsername, Name: claims.Name}, nil
 }
 
-// Userinfo asks acct's userinfo endpoint (Endpoints.Userinfo, else
-// discovered) whom accessToken belongs to
+// Userinfo asks the userinfo endpoint whom accessToken belongs to
 // (https://openid.net/specs/openid-connect-core-1_0.html#UserInfo), for a
 // token response without an ID token. The answer must be JSON (a signed
 // userinfo response is not supported) and name the subject ("The sub
 // (subject) Claim MUST always be returned in the UserInfo Response").
 // Transport faults and 5xx wrap ErrUnavailable; other error answers are an
 // *IdPError. No error carries the token.
-func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret) (IDClaims, error) {
+func (p *Provider) Userinfo(ctx context.Context, accessToken Secret) (IDClaims, error) {
 	const op = "userinfo"
-	endpoint, err := b.endpoint(ctx, op, acct, "userinfo endpoint", acct.Endpoints.Userinfo, func(md Metadata) string { return md.UserinfoEndpoint })
+	endpoint, err := p.endpoint(op, "userinfo endpoint", p.md.UserinfoEndpoint)
 	if err != nil {
 		return IDClaims{}, err
 	}
 	if err := CheckEndpointURL(op+": endpoint", endpoint); err != nil {
 		return IDClaims{}, err
-	}
-	client, err := b.clientFor(acct.CAPEM)
-	if err != nil {
-		return IDClaims{}, fmt.Errorf("%s: %w", op, err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
@@ -303,7 +301,7 @@ func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret)
 	}
 	req.Header.Set("Authorization", "Bearer "+accessToken.Reveal())
 	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return IDClaims{}, fmt.Errorf("%s: %w", op, ctx.Err())
@@ -337,21 +335,4 @@ func (b *Broker) Userinfo(ctx context.Context, acct Account, accessToken Secret)
 		return IDClaims{}, fmt.Errorf("%s: the response names no subject (sub)", op)
 	}
 	return IDClaims{Subject: c.Sub, PreferredUsername: c.PreferredUsername, Name: c.Name}, nil
-}
-
-// endpoint returns override when set, else what pick takes from acct's
-// discovered metadata; an issuer without one is an error of op naming
-// what.
-func (b *Broker) endpoint(ctx context.Context, op string, acct Account, what, override string, pick func(Metadata) string) (string, error) {
-	if override != "" {
-		return override, nil
-	}
-	md, err := b.Discover(ctx, acct)
-	if err != nil {
-		return "", err
-	}
-	if u := pick(md); u != "" {
-		return u, nil
-	}
-	return "", fmt.Errorf("%s: the issuer offers no %s", op, what)
 }

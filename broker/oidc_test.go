@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -41,6 +42,32 @@ func clientAccount(s *idptest.Server, clientID string) Account {
 		a.ClientAuth, a.ClientSecret = ClientAuthPost, Secret(s.PostSecret)
 	}
 	return a
+}
+
+// discovered is acct's Provider, from a fresh discovery.
+func discovered(t *testing.T, acct Account) *Provider {
+	t.Helper()
+	p, err := DiscoverProvider(t.Context(), acct, ProviderOptions{})
+	if err != nil {
+		t.Fatalf("DiscoverProvider: %v", err)
+	}
+	return p
+}
+
+// known is acct's Provider with no discovery: its Endpoints overrides are
+// all it knows.
+func known(t *testing.T, acct Account) *Provider {
+	t.Helper()
+	p, err := NewProvider(acct, Metadata{Issuer: acct.Issuer}, ProviderOptions{})
+	if err != nil {
+		t.Fatalf("NewProvider: %v", err)
+	}
+	return p
+}
+
+// exchange redeems the code of an authorize form with ExchangeCode.
+func exchange(ctx context.Context, p *Provider, form url.Values) (TokenResponse, error) {
+	return p.ExchangeCode(ctx, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
 }
 
 // authorize plays the user's browser for an authorization request of
@@ -96,11 +123,11 @@ func assertNoSecret(t *testing.T, what, text string, secrets map[string]string) 
 	}
 }
 
-// TestGrantCodeFlow runs real code flows against idptest: Grant redeems
-// the code with each client authentication, VerifyIDToken accepts the ID
+// TestExchangeCodeFlow runs real code flows against idptest: ExchangeCode
+// (x/oauth2) redeems the code with each client authentication, VerifyIDToken accepts the ID
 // token the server issued for this nonce and no other, and Userinfo names
 // the user.
-func TestGrantCodeFlow(t *testing.T) {
+func TestExchangeCodeFlow(t *testing.T) {
 	for _, tc := range []struct {
 		client string
 		tls    bool
@@ -114,15 +141,11 @@ func TestGrantCodeFlow(t *testing.T) {
 			acct := clientAccount(s, tc.client)
 			nonce := randomText(24)
 			form := authorize(t, s, tc.client, nonce, "openid", "offline_access", "profile", "files")
-			sent := maps.Clone(form)
-			b := New(Options{})
+			p := discovered(t, acct)
 
-			tr, err := b.Grant(t.Context(), acct, form)
+			tr, err := exchange(t.Context(), p, form)
 			if err != nil {
-				t.Fatalf("Grant: %v", err)
-			}
-			if !maps.EqualFunc(form, sent, slices.Equal) {
-				t.Errorf("form after Grant: got %d keys, want the caller's %d unchanged", len(form), len(sent))
+				t.Fatalf("ExchangeCode: %v", err)
 			}
 			if got := s.Calls("authorization_code"); got != 1 {
 				t.Errorf("code exchanges: got %d, want 1", got)
@@ -152,24 +175,24 @@ func TestGrantCodeFlow(t *testing.T) {
 			}
 			assertNoSecret(t, "printed token response", fmt.Sprintf("%v %+v %#v", tr, tr, tr), secrets)
 
-			claims, err := b.VerifyIDToken(t.Context(), acct, tr.IDToken.Reveal(), nonce)
+			claims, err := p.VerifyIDToken(t.Context(), tr.IDToken.Reveal(), nonce)
 			if err != nil {
 				t.Fatalf("VerifyIDToken: %v", err)
 			}
 			if claims.Subject != idptest.DefaultSubject {
 				t.Errorf("Subject: got %q, want %q", claims.Subject, idptest.DefaultSubject)
 			}
-			_, err = b.VerifyIDToken(t.Context(), acct, tr.IDToken.Reveal(), randomText(24))
+			_, err = p.VerifyIDToken(t.Context(), tr.IDToken.Reveal(), randomText(24))
 			if !errors.Is(err, ErrNonce) || !errors.Is(err, ErrIDToken) {
 				t.Errorf("another sign-in's nonce: got %v, want an error wrapping ErrNonce and ErrIDToken", err)
 			}
 			other := acct
 			other.ClientID = "someone-else"
-			if _, err := b.VerifyIDToken(t.Context(), other, tr.IDToken.Reveal(), nonce); !errors.Is(err, ErrIDToken) || errors.Is(err, ErrNonce) {
+			if _, err := discovered(t, other).VerifyIDToken(t.Context(), tr.IDToken.Reveal(), nonce); !errors.Is(err, ErrIDToken) || errors.Is(err, ErrNonce) {
 				t.Errorf("another client: got %v, want an error wrapping ErrIDToken only", err)
 			}
 
-			info, err := b.Userinfo(t.Context(), acct, tr.AccessToken)
+			info, err := p.Userinfo(t.Context(), tr.AccessToken)
 			if err != nil {
 				t.Fatalf("Userinfo: %v", err)
 			}
@@ -179,7 +202,7 @@ func TestGrantCodeFlow(t *testing.T) {
 
 			// A code is single-use: the replay is the IdP's invalid_grant,
 			// not a transport fault, and quotes none of the secrets.
-			_, err = b.Grant(t.Context(), acct, form)
+			_, err = exchange(t.Context(), p, form)
 			var ie *IdPError
 			if !errors.As(err, &ie) || ie.Code != "invalid_grant" || errors.Is(err, ErrUnavailable) {
 				t.Fatalf("replayed code: got %v, want an invalid_grant IdPError", err)
@@ -194,8 +217,7 @@ func TestGrantCodeFlow(t *testing.T) {
 // others).
 func TestVerifyIDToken(t *testing.T) {
 	s := idptest.New(t, idptest.Options{Key: sharedKey()})
-	acct := clientAccount(s, idptest.PublicClientID)
-	b := New(Options{})
+	p := discovered(t, clientAccount(s, idptest.PublicClientID))
 	now := time.Now()
 	nonce := randomText(24)
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
@@ -268,7 +290,7 @@ func TestVerifyIDToken(t *testing.T) {
 			if tt.noNonce {
 				want = ""
 			}
-			c, err := b.VerifyIDToken(t.Context(), acct, tt.token, want)
+			c, err := p.VerifyIDToken(t.Context(), tt.token, want)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("VerifyIDToken: got %q, want success", err)
@@ -300,8 +322,9 @@ func TestVerifyIDToken(t *testing.T) {
 }
 
 // TestVerifyIDTokenKeys checks where VerifyIDToken finds the issuer's
-// keys: the JWKS override without discovery, else the discovered jwks_uri,
-// and that a JWKS that cannot be fetched is not the token's fault.
+// keys: the JWKS override (of a Provider made without discovery, or over a
+// discovered jwks_uri), else the discovered jwks_uri, and that a JWKS that
+// cannot be fetched is not the token's fault.
 func TestVerifyIDTokenKeys(t *testing.T) {
 	s := idptest.New(t, idptest.Options{Key: sharedKey()})
 	token := s.MintJWT(t, jwt.MapClaims{"iss": s.Issuer(), "aud": idptest.PublicClientID, "sub": "u-1", "exp": time.Now().Add(time.Hour).Unix()})
@@ -311,14 +334,16 @@ func TestVerifyIDTokenKeys(t *testing.T) {
 	tests := []struct {
 		name          string
 		edit          func(*Account)
+		known         bool  // NewProvider, not DiscoverProvider
 		wantErr       error // nil: accepted
 		wantDiscovery int
 	}{
 		{name: "discovered jwks_uri", wantDiscovery: 1},
-		{name: "jwks override, no discovery", edit: func(a *Account) { a.Endpoints.JWKS = s.URL + "/jwks" }},
-		{name: "jwks unreachable", edit: func(a *Account) { a.Endpoints.JWKS = gone.URL + "/jwks" }, wantErr: ErrUnavailable},
+		{name: "jwks override, no discovery", edit: func(a *Account) { a.Endpoints.JWKS = s.URL + "/jwks" }, known: true},
+		{name: "jwks override over the discovered one", edit: func(a *Account) { a.Endpoints.JWKS = gone.URL + "/jwks" }, wantErr: ErrUnavailable, wantDiscovery: 1},
+		{name: "jwks unreachable", edit: func(a *Account) { a.Endpoints.JWKS = gone.URL + "/jwks" }, known: true, wantErr: ErrUnavailable},
 		{name: "discovery unreachable", edit: func(a *Account) { a.Issuer = gone.URL }, wantErr: ErrUnavailable},
-		{name: "jwks over plain http off loopback", edit: func(a *Account) { a.Endpoints.JWKS = "http://idp.example/jwks" }, wantErr: errAny},
+		{name: "jwks over plain http off loopback", edit: func(a *Account) { a.Endpoints.JWKS = "http://idp.example/jwks" }, known: true, wantErr: errAny},
 		{name: "no client id", edit: func(a *Account) { a.ClientID = "" }, wantErr: ErrIDToken, wantDiscovery: 1},
 	}
 	for _, tt := range tests {
@@ -328,7 +353,16 @@ func TestVerifyIDTokenKeys(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(&acct)
 			}
-			_, err := New(Options{}).VerifyIDToken(t.Context(), acct, token, "")
+			var p *Provider
+			var err error
+			if tt.known {
+				p = known(t, acct)
+			} else {
+				p, err = DiscoverProvider(t.Context(), acct, ProviderOptions{})
+			}
+			if err == nil {
+				_, err = p.VerifyIDToken(t.Context(), token, "")
+			}
 			switch {
 			case tt.wantErr == nil && err != nil:
 				t.Fatalf("VerifyIDToken: got %q, want success", err)
@@ -370,9 +404,10 @@ func checkFault(t *testing.T, err error, wantIdP string, unavailable bool, wantM
 // errAny stands for "some error" in tables.
 var errAny = errors.New("any error")
 
-// TestGrantFaults injects faults in front of a real token endpoint: Grant
-// makes one attempt, tells the IdP's errors from transport faults, refuses
-// redirects and quotes no secret.
+// TestGrantFaults injects faults in front of a real token endpoint: the
+// code exchange (x/oauth2) and Grant (a device code poll) make one attempt,
+// tell the IdP's errors from transport faults, refuse redirects and quote
+// no secret; Grant leaves the caller's form unchanged.
 func TestGrantFaults(t *testing.T) {
 	s := idptest.New(t, idptest.Options{Key: sharedKey()})
 	const code, verifier = "code-secret-value-0123", "verifier-secret-value-4567"
@@ -403,32 +438,49 @@ func TestGrantFaults(t *testing.T) {
 		{name: "error echoing the code", answer: answer(400, `{"error":"invalid_grant","error_description":"code `+code+` is unknown"}`), wantIdP: "invalid_grant", wantMsg: redacted},
 		{name: "redirect", answer: answer(307, ``, "Location", "https://elsewhere.example/token?x=1"), wantErr: ErrRedirect},
 		{name: "not json", answer: answer(200, `<html>`+code), wantMsg: "malformed token response"},
-		{name: "no access token", answer: answer(200, `{"token_type":"Bearer","id_token":"x.y.z"}`), wantMsg: "no access_token"},
+		{name: "no access token", answer: answer(200, `{"token_type":"Bearer","id_token":"x.y.z"}`), wantMsg: "access_token"},
+	}
+	callers := map[string]func(p *Provider) error{
+		"code exchange": func(p *Provider) error {
+			_, err := exchange(t.Context(), p, form)
+			return err
+		},
+		"device poll": func(p *Provider) error {
+			poll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {code}}
+			sent := maps.Clone(poll)
+			_, err := p.Grant(t.Context(), poll)
+			if !maps.EqualFunc(poll, sent, slices.Equal) {
+				t.Errorf("form after Grant: got %d keys, want the caller's %d unchanged", len(poll), len(sent))
+			}
+			return err
+		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var calls atomic.Int32
-			s.Fault(func(w http.ResponseWriter, r *http.Request) bool {
-				if r.URL.Path != "/token" {
-					return false
+		for call, do := range callers {
+			t.Run(call+"/"+tt.name, func(t *testing.T) {
+				var calls atomic.Int32
+				s.Fault(func(w http.ResponseWriter, r *http.Request) bool {
+					if r.URL.Path != "/token" {
+						return false
+					}
+					calls.Add(1)
+					tt.answer(w)
+					return true
+				})
+				t.Cleanup(func() { s.Fault(nil) })
+				err := do(discovered(t, clientAccount(s, idptest.PublicClientID)))
+				if err == nil {
+					t.Fatal("got success, want an error")
 				}
-				calls.Add(1)
-				tt.answer(w)
-				return true
+				if got := calls.Load(); got != 1 {
+					t.Errorf("token requests: got %d, want 1 (never retried)", got)
+				}
+				checkFault(t, err, tt.wantIdP, tt.unavailable, tt.wantMsg, secrets)
+				if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+					t.Errorf("error: got %q, want it to wrap %q", err, tt.wantErr)
+				}
 			})
-			t.Cleanup(func() { s.Fault(nil) })
-			_, err := New(Options{}).Grant(t.Context(), clientAccount(s, idptest.PublicClientID), form)
-			if err == nil {
-				t.Fatal("Grant: got success, want an error")
-			}
-			if got := calls.Load(); got != 1 {
-				t.Errorf("token requests: got %d, want 1 (Grant never retries)", got)
-			}
-			checkFault(t, err, tt.wantIdP, tt.unavailable, tt.wantMsg, secrets)
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Errorf("error: got %q, want it to wrap %q", err, tt.wantErr)
-			}
-		})
+		}
 	}
 }
 
@@ -467,7 +519,7 @@ func TestAuthorizeDevice(t *testing.T) {
 		`"verification_uri_complete":"https://idp.example/activate?user_code=WDJB-MJHT","expires_in":"600","interval":7}`)
 	acct := Account{Name: "work", Kind: KindOIDC, Issuer: "https://idp.example", ClientID: "ncagent", ClientSecret: "client-secret-value",
 		Endpoints: Endpoints{DeviceAuthorization: d.srv.URL + "/device"}}
-	da, err := New(Options{}).AuthorizeDevice(t.Context(), acct, []string{"openid", "files"})
+	da, err := known(t, acct).AuthorizeDevice(t.Context(), []string{"openid", "files"})
 	if err != nil {
 		t.Fatalf("AuthorizeDevice: %v", err)
 	}
@@ -514,7 +566,7 @@ func TestAuthorizeDeviceFaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newDeviceEndpoint(t, tt.status, tt.body)
 			acct := Account{Name: "work", Kind: KindOIDC, ClientID: "ncagent", Endpoints: Endpoints{DeviceAuthorization: d.srv.URL}}
-			_, err := New(Options{}).AuthorizeDevice(t.Context(), acct, nil)
+			_, err := known(t, acct).AuthorizeDevice(t.Context(), nil)
 			if err == nil {
 				t.Fatal("AuthorizeDevice: got success, want an error")
 			}
@@ -524,7 +576,7 @@ func TestAuthorizeDeviceFaults(t *testing.T) {
 
 	t.Run("issuer without device endpoint", func(t *testing.T) {
 		s := idptest.New(t, idptest.Options{Key: sharedKey()})
-		_, err := New(Options{}).AuthorizeDevice(t.Context(), clientAccount(s, idptest.PublicClientID), nil)
+		_, err := discovered(t, clientAccount(s, idptest.PublicClientID)).AuthorizeDevice(t.Context(), nil)
 		if err == nil || !strings.Contains(err.Error(), "no device authorization endpoint") {
 			t.Errorf("got %v, want an error naming the missing device authorization endpoint", err)
 		}
@@ -534,7 +586,7 @@ func TestAuthorizeDeviceFaults(t *testing.T) {
 func TestUserinfoFaults(t *testing.T) {
 	s := idptest.New(t, idptest.Options{Key: sharedKey()})
 	const bogus = "not-an-access-token-of-this-server"
-	_, err := New(Options{}).Userinfo(t.Context(), clientAccount(s, idptest.PublicClientID), bogus)
+	_, err := discovered(t, clientAccount(s, idptest.PublicClientID)).Userinfo(t.Context(), bogus)
 	var ie *IdPError
 	if !errors.As(err, &ie) || ie.StatusCode != http.StatusUnauthorized || errors.Is(err, ErrUnavailable) {
 		t.Errorf("unknown token: got %v, want an HTTP 401 IdPError", err)
@@ -544,7 +596,7 @@ func TestUserinfoFaults(t *testing.T) {
 	}
 
 	s.EditDiscovery(func(doc map[string]any) { delete(doc, "userinfo_endpoint") })
-	_, err = New(Options{}).Userinfo(t.Context(), clientAccount(s, idptest.PublicClientID), bogus)
+	_, err = discovered(t, clientAccount(s, idptest.PublicClientID)).Userinfo(t.Context(), bogus)
 	if err == nil || !strings.Contains(err.Error(), "no userinfo endpoint") {
 		t.Errorf("no endpoint: got %v, want an error naming the missing userinfo endpoint", err)
 	}

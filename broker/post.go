@@ -70,19 +70,28 @@ func clientAuthOf(a Account) ClientAuth {
 	return ClientAuthBasic
 }
 
+// postForm is Provider.postForm for the account cfg, through the Broker's
+// client for its CA bundle: the refresh chain, the exchange and revocation
+// send their requests this way.
+func (b *Broker) postForm(ctx context.Context, op string, cfg Account, endpoint string, form url.Values) ([]byte, error) {
+	client, err := b.clientFor(cfg.CAPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	p := Provider{acct: cfg, client: client, now: b.now}
+	return p.postForm(ctx, op, endpoint, form)
+}
+
 // postForm POSTs form to endpoint with the account's client authentication
 // and returns the body of a 200 answer. Other answers become errors: a
 // *RedirectError for 3xx, a *transientError (wrapping an *IdPError) for 429
 // and 5xx or a network fault, an *IdPError otherwise. No error carries the
 // request body, the response body or a secret of the form.
-func (b *Broker) postForm(ctx context.Context, op string, cfg Account, endpoint string, form url.Values) ([]byte, error) {
+func (p *Provider) postForm(ctx context.Context, op string, endpoint string, form url.Values) ([]byte, error) {
 	if err := CheckEndpointURL(op+": endpoint", endpoint); err != nil {
 		return nil, err
 	}
-	client, err := b.clientFor(cfg.CAPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
+	cfg, client := p.acct, p.client
 	// Client authentication,
 	// https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1: "the client
 	// identifier is encoded using the application/x-www-form-urlencoded
@@ -135,7 +144,7 @@ func (b *Broker) postForm(ctx context.Context, op string, cfg Account, endpoint 
 	}
 	ie := parseIdPError(op, resp.StatusCode, body, form)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
-		return nil, &transientError{err: ie, retryAfter: retryAfter(resp.Header.Get("Retry-After"), b.now())}
+		return nil, &transientError{err: ie, retryAfter: retryAfter(resp.Header.Get("Retry-After"), p.now())}
 	}
 	return nil, ie
 }
@@ -150,15 +159,23 @@ func parseIdPError(op string, status int, body []byte, form url.Values) *IdPErro
 		Description string `json:"error_description"`
 	}
 	json.Unmarshal(body, &e) // a non-JSON body leaves both empty
+	return newIdPError(op, status, e.Error, e.Description, form)
+}
+
+// newIdPError is the *IdPError of an error answer with code and
+// description as sent: scrubbed of any secret the request form carried,
+// cleaned of control characters and bounded in length. An empty code
+// becomes "http_" + status.
+func newIdPError(op string, status int, code, description string, form url.Values) *IdPError {
 	// Scrub first, then clean and bound: truncation must not leave part of
 	// a secret behind.
 	for _, k := range []string{"refresh_token", "subject_token", "actor_token", "client_secret", "token", "code", "code_verifier", "device_code"} {
 		if v := form.Get(k); len(v) >= 4 {
-			e.Error = strings.ReplaceAll(e.Error, v, redacted)
-			e.Description = strings.ReplaceAll(e.Description, v, redacted)
+			code = strings.ReplaceAll(code, v, redacted)
+			description = strings.ReplaceAll(description, v, redacted)
 		}
 	}
-	ie := &IdPError{Op: op, StatusCode: status, Code: untrusted.Text(e.Error, 64), Description: untrusted.Text(e.Description, 300)}
+	ie := &IdPError{Op: op, StatusCode: status, Code: untrusted.Text(code, 64), Description: untrusted.Text(description, 300)}
 	if ie.Code == "" {
 		ie.Code = "http_" + strconv.Itoa(status)
 	}

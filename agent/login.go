@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -146,151 +147,133 @@ func (a *Agent) runLoginOp(ctx context.Context, name string, req ipc.LoginReques
 	a.notify()
 }
 
-// signIn runs one sign-in and, only when it succeeded, replaces the
-// account's secret and config.
+// signIn runs one sign-in of account name: plan (planSignIn), run
+// (runSignIn), and, only when it succeeded, commit (commitSignIn), which
+// replaces the account's secret and config.
 func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, emit func(ipc.LoginEvent)) (ipc.LoginEvent, error) {
 	a.mu.Lock()
 	old := a.cfg.Accounts[name]
 	a.mu.Unlock()
+	plan, err := planSignIn(name, req, old)
+	if err != nil {
+		return ipc.LoginEvent{}, err
+	}
+	acct, res, err := a.runSignIn(ctx, &plan, emit)
+	if err != nil {
+		return ipc.LoginEvent{}, err
+	}
+	return a.commitSignIn(plan, old, acct, res)
+}
 
-	ac := &AccountConfig{}
-	if old != nil {
-		c := *old
-		ac = &c
+// runSignIn gets the new credentials plan asks for, choosing the method by
+// discovery when the plan leaves it open (and saying so in a "method"
+// event). It changes nothing of the account; it returns the broker's
+// account as the commit installs it.
+func (a *Agent) runSignIn(ctx context.Context, p *signInPlan, emit func(ipc.LoginEvent)) (broker.Account, signInResult, error) {
+	caPEM, client, err := p.httpClient()
+	if err != nil {
+		return broker.Account{}, signInResult{}, err
 	}
-	if req.Server != "" {
-		ac.Server = req.Server
+	if p.method == "" {
+		method, reason := chooseMethod(ctx, client, p.ac.Server, p.ac.Issuer, p.ac.ClientID)
+		emit(ipc.LoginEvent{Type: "method", Account: p.name, Method: method, Reason: reason})
+		if err := p.withMethod(method); err != nil {
+			return broker.Account{}, signInResult{}, err
+		}
 	}
-	if req.Issuer != "" {
-		ac.Issuer = req.Issuer
+	acct, err := p.ac.Broker(p.name)
+	if err != nil {
+		return broker.Account{}, signInResult{}, invalidSignIn(p.name, "%v", err)
 	}
-	if req.ClientID != "" {
-		ac.ClientID = req.ClientID
+	acct.CAPEM = caPEM
+	acct.ClientSecret = a.clientSecret(p, acct)
+	sr := signInRequest{
+		Account: p.name, Method: p.method,
+		Server: acct.Server, Issuer: acct.Issuer, Scopes: acct.Scopes,
+		ClientID: acct.ClientID, ClientSecret: acct.ClientSecret, ClientAuth: acct.ClientAuth,
+		HTTP: client, RedirectHost: p.ac.RedirectHost,
+		Timeout: a.opts.SignInTimeout, Progress: emit, Now: a.opts.Now,
 	}
-	if len(req.Scopes) > 0 {
-		ac.Scopes = req.Scopes
-	}
-	if req.CAFile != "" {
-		ac.CAFile = req.CAFile
-	}
-	if req.ClientSecret != "" && ac.ClientAuth == "" {
-		ac.ClientAuth = string(broker.ClientAuthBasic)
-	}
-	if ac.Server == "" && ac.Issuer == "" {
-		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
-			Message: fmt.Sprintf("account %s is new: give its server, e.g. ncagent login %s --server https://cloud.example.com", name, name)}
-	}
+	res, err := a.runFlow(ctx, sr, acct)
+	return acct, res, err
+}
+
+// httpClient returns the CA bundle of the sign-in (the request's, else
+// the account's CA file) and an HTTP client trusting it.
+func (p *signInPlan) httpClient() ([]byte, *http.Client, error) {
 	var caPEM []byte
-	if req.CAPEM != "" {
-		caPEM = []byte(req.CAPEM)
-	} else if ac.CAFile != "" {
-		b, err := readCAFile(ac.CAFile)
+	if p.caPEM != "" {
+		caPEM = []byte(p.caPEM)
+	} else if p.ac.CAFile != "" {
+		b, err := readCAFile(p.ac.CAFile)
 		if err != nil {
-			return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: err.Error()}
+			return nil, nil, invalidSignIn(p.name, "%v", err)
 		}
 		caPEM = b
 	}
 	client, err := broker.NewHTTPClient(broker.HTTPOptions{CAPEM: caPEM})
 	if err != nil {
-		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: err.Error()}
+		return nil, nil, invalidSignIn(p.name, "%v", err)
 	}
+	return caPEM, client, nil
+}
 
-	method := req.Method
-	switch {
-	case method != "":
-	case old != nil && old.Kind == string(broker.KindAppPassword) && req.Issuer == "" && req.ClientID == "":
-		method = "app-password"
-	case old != nil && old.Kind == string(broker.KindOIDC) && req.Server == "":
-		method = "browser"
-	default:
-		var reason string
-		method, reason = chooseMethod(ctx, client, ac.Server, ac.Issuer, ac.ClientID)
-		emit(ipc.LoginEvent{Type: "method", Account: name, Method: method, Reason: reason})
+// clientSecret is the client secret of the sign-in: the request's, else,
+// for a confidential client, the one the store keeps (none if it has none).
+func (a *Agent) clientSecret(p *signInPlan, acct broker.Account) broker.Secret {
+	if p.clientSecret != "" || acct.ClientAuth == "" || acct.ClientAuth == broker.ClientAuthNone {
+		return p.clientSecret
 	}
-	switch method {
-	case "browser", "device":
-		ac.Kind = string(broker.KindOIDC)
-		if ac.Issuer == "" {
-			ac.Issuer = ac.Server
-		}
-	case "app-password":
-		ac.Kind = string(broker.KindAppPassword)
-		if ac.Server == "" {
-			ac.Server = ac.Issuer
-		}
-	default:
-		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
-			Message: fmt.Sprintf("unknown sign-in method %q: use browser, device or app-password", method)}
-	}
-	if (method == MethodBrowser || method == MethodDevice) && ac.ClientID == "" {
-		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name,
-			Message: fmt.Sprintf("account %s has no OAuth client id for the %s sign-in: register a public client for ncagent at the identity provider "+
-				"(on Nextcloud's oidc app: occ oidc:create ncagent 'http://localhost:*/callback' --type=public) and run ncagent login %s --client-id ID, "+
-				"or sign in with --method app-password", name, method, name)}
-	}
-	acct, err := ac.Broker(name)
+	s, err := a.store.GetClientSecret(p.name)
 	if err != nil {
-		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: name, Message: err.Error()}
+		return ""
 	}
-	acct.CAPEM = caPEM
-	clientSecret := broker.Secret(req.ClientSecret)
-	if clientSecret == "" && acct.ClientAuth != "" && acct.ClientAuth != broker.ClientAuthNone {
-		if s, err := a.store.GetClientSecret(name); err == nil {
-			clientSecret = s
-		}
-	}
-	acct.ClientSecret = clientSecret
+	return s
+}
 
-	sr := signInRequest{
-		Account:      name,
-		Method:       method,
-		Server:       acct.Server,
-		Issuer:       acct.Issuer,
-		ClientID:     acct.ClientID,
-		ClientSecret: clientSecret,
-		ClientAuth:   acct.ClientAuth,
-		Scopes:       acct.Scopes,
-		HTTP:         client,
-		RedirectHost: ac.RedirectHost,
-		Timeout:      a.opts.SignInTimeout,
-		Progress:     emit,
-		Now:          a.opts.Now,
-	}
+// runFlow runs the sign-in flow of sr.Method: for OpenID Connect with the
+// broker's Provider of acct (discovery cached, keys shared).
+func (a *Agent) runFlow(ctx context.Context, sr signInRequest, acct broker.Account) (signInResult, error) {
 	var res signInResult
-	switch method {
-	case "browser", "device":
-		p, err := a.broker.Provider(ctx, acct)
-		if err != nil {
-			return ipc.LoginEvent{}, wireError(name, err)
+	var err error
+	switch sr.Method {
+	case MethodBrowser, MethodDevice:
+		p, perr := a.broker.Provider(ctx, acct)
+		if perr != nil {
+			return signInResult{}, wireError(sr.Account, perr)
 		}
 		sr.idp = p
-		if method == "browser" {
+		if sr.Method == MethodBrowser {
 			res, err = signInBrowser(ctx, sr)
 		} else {
 			res, err = signInDevice(ctx, sr)
 		}
-		if err != nil {
-			return ipc.LoginEvent{}, signInWireError(name, err)
-		}
-	case "app-password":
+	default:
 		res, err = signInAppPassword(ctx, sr)
-		if err != nil {
-			return ipc.LoginEvent{}, signInWireError(name, err)
-		}
-		acct.Server = res.Server
-		ac.Server = res.Server
+	}
+	if err != nil {
+		return signInResult{}, signInWireError(sr.Account, err)
+	}
+	return res, nil
+}
+
+// commitSignIn keeps what a successful sign-in res brought: the client
+// secret the request gave, the broker's account, the new secret (stored
+// before anything else changes; on failure the broker goes back to old),
+// then the config. The event says who is signed in where.
+func (a *Agent) commitSignIn(p signInPlan, old *AccountConfig, acct broker.Account, res signInResult) (ipc.LoginEvent, error) {
+	name, ac := p.name, p.ac
+	if res.Kind == broker.KindAppPassword {
+		acct.Server, ac.Server = res.Server, res.Server
 	}
 	if res.Username != "" {
-		ac.User = res.Username
-		acct.Username = res.Username
+		ac.User, acct.Username = res.Username, res.Username
 	}
 	if res.DisplayName != "" {
 		ac.DisplayName = res.DisplayName
 	}
-
-	// The sign-in worked: only now replace what the account had.
-	if req.ClientSecret != "" {
-		if err := a.store.PutClientSecret(name, clientSecret); err != nil {
+	if p.storeSecret {
+		if err := a.store.PutClientSecret(name, p.clientSecret); err != nil {
 			return ipc.LoginEvent{}, wireError(name, err)
 		}
 	}
@@ -307,7 +290,7 @@ func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, e
 		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInternal, Account: name,
 			Message: fmt.Sprintf("signed in, but the config could not be saved (the account works until the agent stops): %v", err)}
 	}
-	return ipc.LoginEvent{Type: "done", Account: name, Method: method, State: string(broker.StateSignedIn),
+	return ipc.LoginEvent{Type: "done", Account: name, Method: p.method, State: string(broker.StateSignedIn),
 		User: ac.User, Message: fmt.Sprintf("signed in to %s as %s", ac.Server, displayUser(ac))}, nil
 }
 

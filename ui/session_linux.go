@@ -90,12 +90,16 @@ func connectBus(addr string, timeout time.Duration) (*dbus.Conn, error) {
 	}
 }
 
-// startNative starts systray on an external loop: on Linux systray needs no
-// thread of its own, its D-Bus connection serves the menu.
-func startNative(onReady, onExit func()) (end func(), err error) {
+// runNative runs systray on the calling goroutine until quit is closed. On
+// Linux systray needs no thread of its own (its D-Bus connection serves the
+// menu), so it starts on an external loop and this goroutine waits; started
+// runs once the item is exported.
+func runNative(onReady, onExit, started func(), quit <-chan struct{}) {
 	start, end := systray.RunWithExternalLoop(onReady, onExit)
 	start()
-	return end, nil
+	started()
+	<-quit
+	end()
 }
 
 // watchWatcher registers the item again whenever a StatusNotifierWatcher

@@ -22,13 +22,17 @@ func (windowsSession) close()                                         {}
 
 func openSession(*slog.Logger) (session, error) { return windowsSession{}, nil }
 
-// startNative runs systray on a thread of its own: a Windows message loop
-// must run on the thread that created the window, so systray.Run (register
-// and loop) goes on one locked goroutine.
-func startNative(onReady, onExit func()) (end func(), err error) {
+// runNative runs systray's message loop on the calling goroutine until
+// quit is closed: a Windows message loop must run on the thread that
+// created the window, so systray.Run (register and loop) runs with the
+// goroutine locked to its thread.
+func runNative(onReady, onExit, started func(), quit <-chan struct{}) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	go func() {
-		runtime.LockOSThread()
-		systray.Run(onReady, onExit)
+		<-quit
+		systray.Quit()
 	}()
-	return systray.Quit, nil
+	started()
+	systray.Run(onReady, onExit)
 }

@@ -1,4 +1,4 @@
-//go:build linux || windows
+//go:build linux || windows || (darwin && cgo)
 
 package ui
 
@@ -21,18 +21,45 @@ import (
 var trayStarted atomic.Bool
 
 // StartTray shows the tray icon and menu for b and keeps them current until
-// stop is called or ctx ends. It returns at once; the tray runs on its own
-// goroutines and never blocks or crashes the agent: Backend calls and
-// systray calls happen there, and panics there are recovered and logged.
-//
-// Without a graphical session (Linux: no reachable session bus, or neither
-// DISPLAY nor WAYLAND_DISPLAY set) it starts nothing and returns an error
-// wrapping ErrNoTray. Without a StatusNotifierWatcher on the bus the menu is
-// still served, and the icon registers when a watcher appears.
+// stop is called or ctx ends. It returns at once, the tray running on a
+// goroutine of its own: NewTray, then Run on that goroutine. That suits
+// Linux and Windows; on macOS, whose menu bar must run on the process's
+// main thread, use NewTray and call Run from main.
 //
 // StartTray may succeed once per process. stop is safe to call twice; it
 // waits for the tray's goroutines and the sign-ins it started.
 func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), err error) {
+	tr, err := NewTray(ctx, b, opts)
+	if err != nil {
+		return nil, err
+	}
+	started := make(chan struct{})
+	go tr.run(func() { close(started) })
+	select {
+	case <-started:
+	case <-tr.t.ran:
+	}
+	return tr.Stop, nil
+}
+
+// Tray is a tray ready to show: NewTray prepared it, Run shows it on the
+// calling goroutine. The tray never blocks or crashes the agent: Backend
+// calls and menu actions happen on the tray's own goroutines, and panics
+// there are recovered and logged.
+type Tray struct{ t *tray }
+
+// NewTray prepares the tray icon and menu for b: it checks the graphical
+// session and reads the first status, and shows nothing yet (see Run).
+//
+// Without a graphical session (Linux: no reachable session bus, or neither
+// DISPLAY nor WAYLAND_DISPLAY set) it returns an error wrapping ErrNoTray.
+// Without a StatusNotifierWatcher on the bus the menu is still served, and
+// the icon registers when a watcher appears.
+//
+// NewTray may succeed once per process: systray is a process-wide
+// singleton that cannot be restarted after it quit. The tray stops when
+// ctx ends or Stop is called.
+func NewTray(ctx context.Context, b Backend, opts TrayOptions) (*Tray, error) {
 	opts.defaults()
 	sess, err := openSession(opts.Logger)
 	if err != nil {
@@ -52,6 +79,8 @@ func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), e
 		cancel: cancel,
 		kick:   make(chan struct{}, 1),
 		ready:  make(chan struct{}),
+		quitCh: make(chan struct{}),
+		ran:    make(chan struct{}),
 		busy:   map[string]string{},
 		last:   map[string]string{},
 		setup:  &setupLauncher{b: b, log: opts.Logger},
@@ -69,46 +98,72 @@ func StartTray(ctx context.Context, b Backend, opts TrayOptions) (stop func(), e
 	st, serr := b.Status(sctx)
 	scancel()
 	t.initial = buildView(st, serr, nil, opts.Now(), opts.MaxAccounts)
-
-	sub, unsubscribe := b.Subscribe()
-	end, err := startNative(t.onReady, func() {})
-	if err != nil {
-		unsubscribe()
-		cancel()
-		sess.close()
-		return nil, err
-	}
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		defer unsubscribe()
-		t.loop(sub)
+	t.sub, t.unsubscribe = b.Subscribe()
+	tr := &Tray{t: t}
+	go func() { // the agent stopping removes the icon too
+		<-ctx.Done()
+		tr.Stop()
 	}()
+	return tr, nil
+}
 
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
+// Run shows the tray and runs the platform's tray loop on the calling
+// goroutine until the tray stops (Stop, or the end of NewTray's ctx); it
+// returns once the icon is gone. On macOS the caller must be the process's
+// main thread: ncagent locks its main goroutine to it in an init function
+// of package main and calls Run from there, the agent running on other
+// goroutines. Run runs once; later calls return at once.
+func (tr *Tray) Run() { tr.run(func() {}) }
+
+// run is Run, calling started once the native tray runs.
+func (tr *Tray) run(started func()) {
+	t := tr.t
+	if !t.running.CompareAndSwap(false, true) {
+		return
+	}
+	defer close(t.ran)
+	defer t.recoverPanic("run systray")
+	runNative(t.onReady, func() {}, func() {
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			defer t.unsubscribe()
+			t.loop(t.sub)
+		}()
+		started()
+	}, t.quitCh)
+}
+
+// Stop removes the tray and waits for its goroutines and the sign-ins it
+// started, and for Run to return. It is safe to call twice and from any
+// goroutine but Run's.
+func (tr *Tray) Stop() {
+	t := tr.t
+	t.stopOnce.Do(func() {
+		running := t.running.Load()
+		if running {
 			select { // onReady adds listeners; let it finish first
 			case <-t.ready:
 			case <-time.After(5 * time.Second):
 			}
-			t.mu.Lock()
-			cancel() // under mu: no goroutine is tracked after this
-			t.mu.Unlock()
-			t.wg.Wait()
-			t.setup.close()
-			sess.close() // first: it must not register again once systray's connection closes
-			func() {
-				defer t.recoverPanic("quit systray")
-				end()
-			}()
-		})
-	}
-	go func() { // the agent stopping removes the icon too
-		<-ctx.Done()
-		stop()
-	}()
-	return stop, nil
+		}
+		t.mu.Lock()
+		t.cancel() // under mu: no goroutine is tracked after this
+		t.mu.Unlock()
+		t.wg.Wait()
+		if !t.running.Swap(true) { // never ran (and never will): no loop to unsubscribe
+			t.unsubscribe()
+			close(t.ran)
+		}
+		t.setup.close()
+		t.sess.close() // first: it must not register again once systray's connection closes
+		close(t.quitCh)
+		select {
+		case <-t.ran:
+		case <-time.After(5 * time.Second):
+			t.log.Warn("tray: the tray loop did not end in time")
+		}
+	})
 }
 
 // tray is a running tray. Items are touched by onReady and then only by
@@ -125,7 +180,14 @@ type tray struct {
 	wg       sync.WaitGroup // the loop, click listeners and actions
 	kick     chan struct{}  // asks the loop to refresh now (capacity 1)
 	ready    chan struct{}  // closed when the menu is built
+	quitCh   chan struct{}  // closed by Stop: ends the native tray loop
+	ran      chan struct{}  // closed when Run returned (or by Stop when it never ran)
+	running  atomic.Bool    // Run was called (or Stop made sure it never will)
+	stopOnce sync.Once
 	initial  trayView
+
+	sub         <-chan struct{} // the Backend's change notifications
+	unsubscribe func()
 
 	mu     sync.Mutex        // guards busy, bound, autoOn; held while cancel is called and wg grows
 	busy   map[string]string // tray actions running, by account
@@ -358,8 +420,8 @@ func (t *tray) loop(sub <-chan struct{}) {
 // item: what onReady sets after the export read the values but before
 // systray keeps the exported properties is stored and never sent, so a
 // panel could show no icon until the state changed. The loop calls this
-// once the menu is built; the export is complete by then (startNative
-// returned before the loop started).
+// once the menu is built; the export is complete by then (runNative
+// starts the loop only after it).
 func (t *tray) reapply() {
 	systray.SetTitle("ncagent")
 	t.iconSet, t.tooltipSet = false, false

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -45,6 +46,12 @@ var verbs = map[string]verb{}
 
 // register adds a verb; each verb file calls it from init.
 func register(v verb) { verbs[v.name] = v }
+
+// The main goroutine keeps the process's main thread: macOS runs the menu
+// bar only there, so ncagent run hands it to the tray (runTray) and serves
+// on other goroutines. "Calling LockOSThread from an init function causes
+// the main function to be invoked on that thread" (runtime.LockOSThread).
+func init() { runtime.LockOSThread() }
 
 func main() { os.Exit(mainCode()) }
 

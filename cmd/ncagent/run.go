@@ -18,10 +18,17 @@ func init() {
 	register(verb{name: "run", summary: "run the agent in the foreground", run: runAgent})
 }
 
-// trayStarter starts the tray for a running agent; set by tray.go on
-// platforms and builds that have one. It returns a function that stops it.
-// quit stops the agent as SIGINT would (the tray's Quit item).
-var trayStarter func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (stop func(), err error)
+// trayRunner is a tray ready to show (a *ui.Tray): Run shows it on the
+// calling goroutine until it stops, when ctx of newTray ends.
+type trayRunner interface {
+	Run()
+	Stop()
+}
+
+// newTray prepares the tray of an agent; set by tray.go on platforms and
+// builds that have one. quit stops the agent as SIGINT would (the tray's
+// Quit item). An error (no graphical session) means a headless run.
+var newTray func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (trayRunner, error)
 
 func runAgent(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "run", "", `Run the agent in the foreground: it owns every account's refresh chain and
@@ -86,17 +93,24 @@ agent then serves on it instead of creating its own.`)
 
 	ctx, quit := context.WithCancel(ctx)
 	defer quit()
-	if !*headless && trayStarter != nil {
-		if stop, err := trayStarter(ctx, a, log, quit); err != nil {
+	var tray trayRunner
+	switch {
+	case *headless:
+		log.Debug("tray not started", "reason", "--headless")
+	case newTray != nil:
+		t, err := newTray(ctx, a, log, quit)
+		if err != nil {
 			log.Info("tray not started", "reason", err.Error())
 		} else {
-			defer stop()
+			tray = t
 		}
-	} else if *headless {
-		log.Debug("tray not started", "reason", "--headless")
 	}
-
-	err = a.Run(ctx, ln)
+	if tray != nil {
+		log.Info("tray started")
+		err = runWithTray(ctx, quit, tray, func() error { return a.Run(ctx, ln) })
+	} else {
+		err = a.Run(ctx, ln)
+	}
 	a.Close()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		errorf(e, "%v", err)
@@ -104,6 +118,22 @@ agent then serves on it instead of creating its own.`)
 	}
 	log.Info("agent stopped")
 	return exitOK
+}
+
+// runWithTray runs serve on a goroutine of its own and the tray on this
+// one, which for ncagent run is the main goroutine on the process's main
+// thread (see init in main.go): macOS shows a menu bar item only from
+// there. When serve ends it stops the tray (quit ends ctx); when the tray's
+// Quit item or a signal ends ctx, serve ends too. It returns serve's error
+// once both are done.
+func runWithTray(ctx context.Context, quit func(), tray trayRunner, serve func() error) error {
+	served := make(chan error, 1)
+	go func() {
+		served <- serve()
+		quit() // the agent stopped on its own: take the icon away
+	}()
+	tray.Run() // returns once ctx ended and the icon is gone
+	return <-served
 }
 
 // listen returns the socket-activated listener when systemd passed one, or

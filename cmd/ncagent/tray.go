@@ -14,17 +14,17 @@ import (
 )
 
 func init() {
-	trayStarter = func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (func(), error) {
+	newTray = func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (trayRunner, error) {
 		opts := ui.TrayOptions{Logger: log, OpenURL: agent.OpenURL}
 		if env, err := packaging.NewEnv(os.Getenv); err == nil {
 			opts.Autostart = trayAutostart{env}
 		}
 		opts.Quit = quit // ends the run verb's context: the agent stops cleanly
-		stop, err := ui.StartTray(ctx, a, opts)
-		if err == nil {
-			log.Info("tray started")
+		t, err := ui.NewTray(ctx, a, opts)
+		if err != nil {
+			return nil, err
 		}
-		return stop, err
+		return t, nil
 	}
 }
 

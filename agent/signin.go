@@ -279,27 +279,9 @@ func (r signInRequest) account() broker.Account {
 // insists on a refresh token, and fills user and scope details.
 func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, nonce string, op string) (signInResult, error) {
 	now := r.Now()
-	var claims broker.IDClaims
-	switch {
-	case tr.IDToken != "":
-		c, err := verifyIDToken(ctx, r, tr.IDToken.Reveal(), nonce)
-		if err != nil {
-			return signInResult{}, fmt.Errorf("%s: %w", op, err)
-		}
-		claims = c
-	case nonce != "":
-		// https://openid.net/specs/openid-connect-core-1_0.html#TokenResponse:
-		// a successful token response to an openid request carries an
-		// id_token. Without it the nonce cannot be checked.
-		return signInResult{}, fmt.Errorf("%s: token response carries no id_token, so the nonce cannot be checked: %w", op, ErrSignInState)
-	case r.Metadata.UserinfoEndpoint != "":
-		// Without an ID token, ask who the access token belongs to;
-		// without a userinfo endpoint the user stays unknown.
-		c, err := r.idp.Userinfo(ctx, tr.AccessToken)
-		if err != nil {
-			return signInResult{}, fmt.Errorf("%s: %w", op, err)
-		}
-		claims = c
+	claims, err := identify(ctx, r, tr, nonce)
+	if err != nil {
+		return signInResult{}, fmt.Errorf("%s: %w", op, err)
 	}
 	if tr.RefreshToken == "" {
 		return signInResult{}, fmt.Errorf("%s: %w: allow offline access (offline_access) for client %q", op, ErrNoRefreshToken, r.ClientID)
@@ -319,22 +301,12 @@ func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, n
 		username = claims.Subject
 	}
 	res := signInResult{
-		Kind:        broker.KindOIDC,
-		Secret:      tr.RefreshToken,
-		Server:      r.Server,
-		Issuer:      r.issuer(),
-		Username:    username,
-		UserID:      claims.Subject,
-		DisplayName: claims.Name,
-		Scopes:      granted,
-		Initial: &broker.Token{
-			Account:     r.Account,
-			TokenType:   tokenType,
-			AccessToken: tr.AccessToken,
-			Scopes:      granted,
-			Username:    username,
-			Server:      r.Server,
-		},
+		Kind: broker.KindOIDC, Secret: tr.RefreshToken,
+		Server: r.Server, Issuer: r.issuer(),
+		Username: username, UserID: claims.Subject, DisplayName: claims.Name,
+		Scopes: granted,
+		Initial: &broker.Token{Account: r.Account, TokenType: tokenType, AccessToken: tr.AccessToken,
+			Scopes: granted, Username: username, Server: r.Server},
 	}
 	if tr.ExpiresIn > 0 {
 		res.Initial.Expiry = now.Add(tr.ExpiresIn)
@@ -343,6 +315,26 @@ func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, n
 		res.RefreshExpiry = now.Add(tr.RefreshExpiresIn)
 	}
 	return res, nil
+}
+
+// identify says whom a token response belongs to: the verified ID token's
+// claims, else (without a nonce to check) the userinfo endpoint's answer,
+// else nobody known.
+func identify(ctx context.Context, r signInRequest, tr broker.TokenResponse, nonce string) (broker.IDClaims, error) {
+	switch {
+	case tr.IDToken != "":
+		return verifyIDToken(ctx, r, tr.IDToken.Reveal(), nonce)
+	case nonce != "":
+		// https://openid.net/specs/openid-connect-core-1_0.html#TokenResponse:
+		// a successful token response to an openid request carries an
+		// id_token. Without it the nonce cannot be checked.
+		return broker.IDClaims{}, fmt.Errorf("token response carries no id_token, so the nonce cannot be checked: %w", ErrSignInState)
+	case r.Metadata.UserinfoEndpoint != "":
+		// Without an ID token, ask who the access token belongs to;
+		// without a userinfo endpoint the user stays unknown.
+		return r.idp.Userinfo(ctx, tr.AccessToken)
+	}
+	return broker.IDClaims{}, nil
 }
 
 // verifyIDToken checks an ID token with broker.VerifyIDToken (signature,

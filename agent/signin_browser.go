@@ -55,17 +55,9 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 		return signInResult{}, err
 	}
 	r.Method = MethodBrowser
-	if r.ClientID == "" {
-		return signInResult{}, errors.New("browser sign-in: no client id")
-	}
-	if r.Metadata.AuthorizationEndpoint == "" || r.Metadata.TokenEndpoint == "" {
-		return signInResult{}, errors.New("browser sign-in: the issuer's metadata names no authorization or token endpoint")
-	}
-	// Refuse before the browser is involved; the broker checks again.
-	if err := broker.CheckEndpointURL("browser sign-in: token endpoint", r.Metadata.TokenEndpoint); err != nil {
+	if err := checkBrowserRequest(r); err != nil {
 		return signInResult{}, err
 	}
-
 	host := r.RedirectHost
 	if host == "" {
 		host = "localhost"
@@ -74,64 +66,15 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 	if err != nil {
 		return signInResult{}, fmt.Errorf("browser sign-in: %w", err)
 	}
-
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
+	f := newBrowserFlow(ctx, r, "http://"+net.JoinHostPort(host, strconv.Itoa(port))+callbackPath)
+	defer f.serve(lns)()
 
-	f := &browserFlow{
-		r:        r,
-		ctx:      ctx,
-		state:    randomString(32),
-		nonce:    randomString(32),
-		verifier: oauth2.GenerateVerifier(),
-		done:     make(chan browserOutcome, 1),
-	}
-	// The authorization request only; the code goes to the token endpoint
-	// through the broker's Provider (callback).
-	f.cfg = oauth2.Config{
-		ClientID:    r.ClientID,
-		Endpoint:    oauth2.Endpoint{AuthURL: r.Metadata.AuthorizationEndpoint},
-		RedirectURL: "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + callbackPath,
-		Scopes:      oidcScopes(r.Scopes),
-	}
-
-	srv := &http.Server{
-		Handler:           f,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      time.Minute, // the handler waits for the token exchange
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	for _, ln := range lns {
-		go srv.Serve(ln) // returns http.ErrServerClosed on Shutdown
-	}
-	defer func() {
-		// Shutdown closes the listeners at once and waits for the callback
-		// handler to finish writing its page.
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer scancel()
-		if srv.Shutdown(sctx) != nil {
-			srv.Close()
-		}
-	}()
-
-	// https://openid.net/specs/openid-connect-core-1_0.html#OfflineAccess:
-	// "the Authorization Server ... MUST ignore the offline_access request
-	// unless the Client is using a response_type value that would result in
-	// an Authorization Code being returned" and "MUST ensure that the prompt
-	// parameter contains consent unless other conditions for processing the
-	// request permitting offline access to the requested resources are in
-	// place" — so ask for consent explicitly.
-	authURL := f.cfg.AuthCodeURL(f.state,
-		oauth2.S256ChallengeOption(f.verifier),
-		oauth2.SetAuthURLParam("nonce", f.nonce),
-		oauth2.SetAuthURLParam("prompt", "consent"),
-	)
-	r.progress(ipc.LoginEvent{Type: "open_url", URL: authURL,
+	r.progress(ipc.LoginEvent{Type: "open_url", URL: f.authURL(),
 		Message: "open this URL in your browser to sign in"})
 	r.progress(ipc.LoginEvent{Type: "waiting", ExpiresAt: r.Now().Add(r.Timeout),
 		Message: "waiting for the browser to come back to " + f.cfg.RedirectURL})
-
 	select {
 	case out := <-f.done:
 		return out.res, out.err
@@ -141,6 +84,82 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 		}
 		return signInResult{}, fmt.Errorf("browser sign-in: %w", ctx.Err())
 	}
+}
+
+// checkBrowserRequest refuses a browser sign-in that cannot work before
+// the browser is involved; the broker checks the token endpoint again.
+func checkBrowserRequest(r signInRequest) error {
+	if r.ClientID == "" {
+		return errors.New("browser sign-in: no client id")
+	}
+	if r.Metadata.AuthorizationEndpoint == "" || r.Metadata.TokenEndpoint == "" {
+		return errors.New("browser sign-in: the issuer's metadata names no authorization or token endpoint")
+	}
+	return broker.CheckEndpointURL("browser sign-in: token endpoint", r.Metadata.TokenEndpoint)
+}
+
+// newBrowserFlow returns the flow of one browser sign-in with fresh
+// state, nonce and PKCE verifier, redirected to redirectURI.
+func newBrowserFlow(ctx context.Context, r signInRequest, redirectURI string) *browserFlow {
+	return &browserFlow{
+		r:        r,
+		ctx:      ctx,
+		state:    randomString(32),
+		nonce:    randomString(32),
+		verifier: oauth2.GenerateVerifier(),
+		done:     make(chan browserOutcome, 1),
+		// The authorization request only; the code goes to the token
+		// endpoint through the broker's Provider (callback).
+		cfg: oauth2.Config{
+			ClientID:    r.ClientID,
+			Endpoint:    oauth2.Endpoint{AuthURL: r.Metadata.AuthorizationEndpoint},
+			RedirectURL: redirectURI,
+			Scopes:      oidcScopes(r.Scopes),
+		},
+	}
+}
+
+// serve serves the callback on lns until the returned function is called,
+// which closes the listeners at once and waits (briefly) for the callback
+// handler to finish writing its page.
+func (f *browserFlow) serve(lns []net.Listener) (shutdown func()) {
+	srv := &http.Server{
+		Handler:           f,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute, // the handler waits for the token exchange
+		BaseContext:       func(net.Listener) context.Context { return f.ctx },
+	}
+	for _, ln := range lns {
+		go srv.Serve(ln) // returns http.ErrServerClosed on Shutdown
+	}
+	return func() {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(f.ctx), 2*time.Second)
+		defer scancel()
+		if srv.Shutdown(sctx) != nil {
+			srv.Close()
+		}
+	}
+}
+
+// authURL is the authorization request
+// (https://www.rfc-editor.org/rfc/rfc6749#section-4.1.1) with the PKCE
+// challenge (https://www.rfc-editor.org/rfc/rfc7636#section-4.3) and the
+// nonce.
+//
+// https://openid.net/specs/openid-connect-core-1_0.html#OfflineAccess:
+// "the Authorization Server ... MUST ignore the offline_access request
+// unless the Client is using a response_type value that would result in an
+// Authorization Code being returned" and "MUST ensure that the prompt
+// parameter contains consent unless other conditions for processing the
+// request permitting offline access to the requested resources are in
+// place" — so ask for consent explicitly.
+func (f *browserFlow) authURL() string {
+	return f.cfg.AuthCodeURL(f.state,
+		oauth2.S256ChallengeOption(f.verifier),
+		oauth2.SetAuthURLParam("nonce", f.nonce),
+		oauth2.SetAuthURLParam("prompt", "consent"),
+	)
 }
 
 // listenLoopback listens on a random port of the loopback interface. For

@@ -50,20 +50,8 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 		return signInResult{}, err
 	}
 	r.Method = MethodDevice
-	if r.ClientID == "" {
-		return signInResult{}, errors.New("device sign-in: no client id")
-	}
-	if r.Metadata.DeviceAuthorizationEndpoint == "" {
-		return signInResult{}, fmt.Errorf("device sign-in: issuer %s offers no device authorization endpoint: sign in with the browser instead", r.issuer())
-	}
-	if r.Metadata.TokenEndpoint == "" {
-		return signInResult{}, errors.New("device sign-in: the issuer's metadata names no token endpoint")
-	}
-	// Refuse before a code is shown to the user; the broker checks again.
-	for what, u := range map[string]string{"device authorization endpoint": r.Metadata.DeviceAuthorizationEndpoint, "token endpoint": r.Metadata.TokenEndpoint} {
-		if err := broker.CheckEndpointURL("device sign-in: "+what, u); err != nil {
-			return signInResult{}, err
-		}
+	if err := checkDeviceRequest(r); err != nil {
+		return signInResult{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.Timeout)
 	defer cancel()
@@ -72,8 +60,44 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 	if err != nil {
 		return signInResult{}, err
 	}
+	deadline := announceDeviceCode(r, da)
+	interval := da.Interval
+	if interval <= 0 {
+		interval = defaultDeviceInterval
+	}
+	tr, err := pollDeviceToken(ctx, r, da.DeviceCode, interval, deadline)
+	if err != nil {
+		return signInResult{}, err
+	}
+	return finishOIDC(ctx, r, tr, "", "device sign-in")
+}
+
+// checkDeviceRequest refuses a device sign-in that cannot work before a
+// code is shown to the user; the broker checks the endpoints again.
+func checkDeviceRequest(r signInRequest) error {
+	if r.ClientID == "" {
+		return errors.New("device sign-in: no client id")
+	}
+	if r.Metadata.DeviceAuthorizationEndpoint == "" {
+		return fmt.Errorf("device sign-in: issuer %s offers no device authorization endpoint: sign in with the browser instead", r.issuer())
+	}
+	if r.Metadata.TokenEndpoint == "" {
+		return errors.New("device sign-in: the issuer's metadata names no token endpoint")
+	}
+	for what, u := range map[string]string{"device authorization endpoint": r.Metadata.DeviceAuthorizationEndpoint, "token endpoint": r.Metadata.TokenEndpoint} {
+		if err := broker.CheckEndpointURL("device sign-in: "+what, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// announceDeviceCode reports the code to enter and where ("user_code",
+// then "waiting"), and returns when the flow gives up: the code's expiry
+// or the sign-in timeout, whichever comes first.
+func announceDeviceCode(r signInRequest, da broker.DeviceAuthorization) (deadline time.Time) {
 	start := r.Now()
-	deadline := start.Add(r.Timeout)
+	deadline = start.Add(r.Timeout)
 	if da.ExpiresIn > 0 && start.Add(da.ExpiresIn).Before(deadline) {
 		deadline = start.Add(da.ExpiresIn)
 	}
@@ -83,53 +107,66 @@ func signInDevice(ctx context.Context, r signInRequest) (signInResult, error) {
 	}
 	r.progress(ipc.LoginEvent{Type: "user_code", URL: da.VerificationURI, UserCode: da.UserCode, ExpiresAt: deadline, Message: msg})
 	r.progress(ipc.LoginEvent{Type: "waiting", ExpiresAt: deadline, Message: "waiting for the code to be entered"})
+	return deadline
+}
 
-	interval := da.Interval
-	if interval <= 0 {
-		interval = defaultDeviceInterval
-	}
+// pollDeviceToken polls the token endpoint with the device code
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.4) every interval,
+// waiting before each poll (section 3.5), until the user has entered the
+// code, refused, or deadline passed.
+func pollDeviceToken(ctx context.Context, r signInRequest, code broker.Secret, interval time.Duration, deadline time.Time) (broker.TokenResponse, error) {
 	failures := 0
 	for {
-		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5: the client
-		// waits interval between polls.
 		if err := r.sleep(ctx, interval); err != nil {
-			return signInResult{}, deviceCtxErr(ctx, r)
+			return broker.TokenResponse{}, deviceCtxErr(ctx, r)
 		}
 		if !r.Now().Before(deadline) {
-			return signInResult{}, fmt.Errorf("device sign-in: the code was not entered before it expired: %w", ErrSignInTimeout)
+			return broker.TokenResponse{}, fmt.Errorf("device sign-in: the code was not entered before it expired: %w", ErrSignInTimeout)
 		}
-		// https://www.rfc-editor.org/rfc/rfc8628#section-3.4
-		tr, err := r.idp.Grant(ctx, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {da.DeviceCode.Reveal()}})
+		tr, err := r.idp.Grant(ctx, url.Values{"grant_type": {deviceCodeGrant}, "device_code": {code.Reveal()}})
 		if err == nil {
-			return finishOIDC(ctx, r, tr, "", "device sign-in")
+			return tr, nil
 		}
 		if ctx.Err() != nil {
-			return signInResult{}, deviceCtxErr(ctx, r)
+			return broker.TokenResponse{}, deviceCtxErr(ctx, r)
 		}
-		// https://www.rfc-editor.org/rfc/rfc8628#section-3.5
-		var e *broker.IdPError
-		if errors.As(err, &e) {
-			switch e.Code {
-			case "authorization_pending":
-				failures = 0
-				continue
-			case "slow_down":
-				failures = 0
-				interval += slowDownStep
-				continue
-			case "access_denied":
-				return signInResult{}, fmt.Errorf("device sign-in: %w: %w", ErrSignInDenied, e)
-			case "expired_token":
-				return signInResult{}, fmt.Errorf("device sign-in: the code expired before it was entered: %w", ErrSignInTimeout)
-			}
+		again, slower, err := devicePollAnswer(err, &failures)
+		if !again {
+			return broker.TokenResponse{}, err
 		}
-		if errors.Is(err, broker.ErrUnavailable) {
-			if failures++; failures < maxPollFailures {
-				continue
-			}
+		if slower {
+			interval += slowDownStep
 		}
-		return signInResult{}, fmt.Errorf("device sign-in: poll token endpoint: %w", err)
 	}
+}
+
+// devicePollAnswer reads a failed poll
+// (https://www.rfc-editor.org/rfc/rfc8628#section-3.5): authorization_pending
+// polls again, slow_down polls again more slowly, access_denied and
+// expired_token end the flow, and so do maxPollFailures transport faults or
+// 5xx answers in a row (counted in *failures).
+func devicePollAnswer(err error, failures *int) (again, slower bool, _ error) {
+	var e *broker.IdPError
+	if errors.As(err, &e) {
+		switch e.Code {
+		case "authorization_pending":
+			*failures = 0
+			return true, false, nil
+		case "slow_down":
+			*failures = 0
+			return true, true, nil
+		case "access_denied":
+			return false, false, fmt.Errorf("device sign-in: %w: %w", ErrSignInDenied, e)
+		case "expired_token":
+			return false, false, fmt.Errorf("device sign-in: the code expired before it was entered: %w", ErrSignInTimeout)
+		}
+	}
+	if errors.Is(err, broker.ErrUnavailable) {
+		if *failures++; *failures < maxPollFailures {
+			return true, false, nil
+		}
+	}
+	return false, false, fmt.Errorf("device sign-in: poll token endpoint: %w", err)
 }
 
 // deviceCtxErr is the error for a device flow whose context ended.

@@ -2,6 +2,15 @@
 // discovery, the refresh grant, RFC 8693 token exchange, the token cache, the
 // single refresh chain per account, and revocation.
 //
+// Two types split the work: a Broker owns the accounts (chain, cache,
+// state, keep-alive); a Provider is one account's identity provider as the
+// protocol sees it (metadata, client authentication, HTTP client) and makes
+// the protocol calls of the sign-in flows: code exchange, device
+// authorization and token requests, ID token and userinfo checks. The
+// Broker sends its own token requests through a Provider too, and
+// Broker.Provider hands the sign-in one built from the Broker's cached
+// discovery and shared JWKS cache.
+//
 // It knows nothing of sockets, keychains or the tray: the long-lived secret
 // of each account is read and written through a Store, and state changes are
 // reported through Options.OnEvent.

@@ -659,3 +659,23 @@ func FuzzParseDeviceAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// TestExtraSeconds: refresh_expires_in as x/oauth2 leaves it in Extra, a
+// JSON number or a numeric string; anything else is "not sent".
+func TestExtraSeconds(t *testing.T) {
+	for _, tt := range []struct {
+		in   any
+		want time.Duration
+	}{
+		{float64(1800), 30 * time.Minute},
+		{"1800", 30 * time.Minute},
+		{float64(-5), 0},
+		{"soon", 0},
+		{nil, 0},
+		{true, 0},
+	} {
+		if got := extraSeconds(tt.in); got != tt.want {
+			t.Errorf("extraSeconds(%#v): got %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

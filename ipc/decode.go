@@ -33,6 +33,15 @@ func decodeBody(body []byte, v any, emptyOK bool) *Error {
 	return nil
 }
 
+// decodeRequest decodes body into v (one of the request types) and
+// validates it.
+func decodeRequest(body []byte, v interface{ validate() *Error }, emptyOK bool) *Error {
+	if e := decodeBody(body, v, emptyOK); e != nil {
+		return e
+	}
+	return v.validate()
+}
+
 // decodeError turns a json error into an invalid_request naming the field.
 func decodeError(err error) *Error {
 	var syn *json.SyntaxError

@@ -531,3 +531,68 @@ func TestLoginCancelledByShutdown(t *testing.T) {
 		t.Errorf("got %v, want an error event saying the agent is shutting down", err)
 	}
 }
+
+// TestTooLargeBodyWrittenFirst plays a client that writes its whole
+// request before reading (as Python's http.client does): it must be able
+// to finish writing and read the 413, whether the size is declared or not.
+func TestTooLargeBodyWrittenFirst(t *testing.T) {
+	ts := startServer(t, nil, ServerOptions{})
+	body := bytes.Repeat([]byte(" "), 1<<20)
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+	cases := []struct{ name, req string }{
+		{"content-length", fmt.Sprintf("POST /v1/token HTTP/1.1\r\nHost: ncagent\r\nContent-Length: %d\r\n\r\n%s", len(body), body)},
+		{"chunked", "POST /v1/token HTTP/1.1\r\nHost: ncagent\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("unix", ts.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(c, tc.req); err != nil {
+				t.Fatalf("writing the whole request: %v, want the server to read it", err)
+			}
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("reading the answer: %v", err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			var e Error
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || json.Unmarshal(got, &e) != nil || e.Code != CodeTooLarge {
+				t.Errorf("got %d %q, want 413 too_large", resp.StatusCode, got)
+			}
+			if !resp.Close {
+				t.Errorf("got a kept-alive answer, want Connection: close")
+			}
+		})
+	}
+}
+
+// TestBackendPanic checks that a panicking backend gets its request a 500
+// and leaves the agent serving.
+func TestBackendPanic(t *testing.T) {
+	b := &fakeBackend{token: func(_ context.Context, _ Peer, r TokenRequest) (TokenResponse, error) {
+		if r.Account == "panic" {
+			panic("backend bug")
+		}
+		return fakeToken(r.Account, r.Scopes)
+	}}
+	ts := startServer(t, b, ServerOptions{})
+	resp, got := rawDo(t, ts.path, "POST", "/v1/token", []byte(`{"account":"panic"}`))
+	var e Error
+	if resp.StatusCode != http.StatusInternalServerError || json.Unmarshal(got, &e) != nil || e.Code != CodeInternal {
+		t.Errorf("got %d %q, want 500 internal", resp.StatusCode, got)
+	}
+	c := NewClient(ts.path)
+	defer c.Close()
+	for i := range 3 {
+		if tok, err := c.Token(context.Background(), TokenRequest{Account: "work"}); err != nil || tok.AccessToken != secretToken {
+			t.Fatalf("token #%d after the panic: %v", i, err)
+		}
+	}
+	if logs := ts.logs.String(); !strings.Contains(logs, `msg="ipc: handler panicked"`) || !strings.Contains(logs, "backend bug") {
+		t.Errorf("logs lack the panic:\n%s", logs)
+	}
+}

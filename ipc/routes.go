@@ -1,0 +1,296 @@
+package ipc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+)
+
+const (
+	// maxHintLog bounds how much of client_hint reaches the log.
+	maxHintLog = 128
+	// Lingering on an oversized body: the rest is read and dropped, up to
+	// lingerBytes or for lingerTime, before the 413 is sent and the
+	// connection closed, so that a client that writes its whole body
+	// before reading (Python's http.client and many others) reads the 413
+	// instead of failing its write on a closed socket. nginx does the same
+	// (lingering_close). A body larger still gets the 413 after the bound.
+	lingerBytes = 4 << 20
+	lingerTime  = 2 * time.Second
+)
+
+// route is one v1 endpoint: the method it takes and its handler, which
+// runs with the peer the connection was checked for.
+type route struct {
+	method string
+	serve  func(s *Server, w http.ResponseWriter, r *http.Request, peer Peer)
+}
+
+// routes are the v1 endpoints by path. A new endpoint is one entry here
+// (jsonRoute for one JSON document in, one out).
+var routes = map[string]route{
+	"/v1/status":   {http.MethodGet, jsonRoute((*Server).status)},
+	"/v1/token":    {http.MethodPost, jsonRoute((*Server).token)},
+	"/v1/exchange": {http.MethodPost, jsonRoute((*Server).exchange)},
+	"/v1/revoke":   {http.MethodPost, jsonRoute((*Server).revoke)},
+	"/v1/login":    {http.MethodPost, (*Server).handleLogin},
+}
+
+// serveHTTP routes a request. The paths, methods and error bodies are the
+// v1 contract. A panicking handler is logged and answered 500 when nothing
+// was written yet (the connection is cut otherwise); the server goes on.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	tw := &trackingWriter{ResponseWriter: w}
+	defer s.recoverPanic(tw, r)
+	w = tw
+	w.Header()["Cache-Control"] = []string{"no-store"}
+	peer, ok := r.Context().Value(peerKey{}).(Peer)
+	if !ok {
+		// Defence in depth: the listener wrapper should make this impossible.
+		s.log.Error("ipc: request without peer credentials", "path", r.URL.Path)
+		writeError(w, &Error{Code: CodeForbidden, Message: "peer credentials unknown"})
+		return
+	}
+	rt, found := routes[r.URL.Path]
+	if !found {
+		writeError(w, &Error{Code: CodeNotFound, Message: "no such endpoint: " + strconv.Quote(r.URL.Path)})
+		return
+	}
+	if r.Method != rt.method {
+		w.Header().Set("Allow", rt.method)
+		writeError(w, &Error{Code: CodeMethod, Message: r.URL.Path + " wants " + rt.method})
+		return
+	}
+	rt.serve(s, w, r, peer)
+}
+
+func (s *Server) recoverPanic(w *trackingWriter, r *http.Request) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if p == http.ErrAbortHandler {
+		panic(p)
+	}
+	s.log.Error("ipc: handler panicked", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+	if w.wrote {
+		panic(http.ErrAbortHandler) // net/http cuts the connection quietly
+	}
+	w.Header()["Connection"] = []string{"close"}
+	writeError(w, &Error{Code: CodeInternal, Message: "internal error, see the agent log"})
+}
+
+// trackingWriter records whether the response has started.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *trackingWriter) WriteHeader(code int) {
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap gives http.ResponseController the connection's writer.
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// jsonRoute serves an endpoint answering one JSON document: call gets the
+// body (at most MaxBodyBytes) and returns the status and the document.
+func jsonRoute(call func(s *Server, ctx context.Context, peer Peer, body []byte) (int, any)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
+	return func(s *Server, w http.ResponseWriter, r *http.Request, peer Peer) {
+		body, e := readBody(w, r)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		status, v := call(s, r.Context(), peer, body)
+		writeJSON(w, status, v)
+	}
+}
+
+// readBody reads the request body, at most MaxBodyBytes. Once the body is
+// read the read deadline is lifted: from then on the connection is only
+// watched for the client going away, which cancels the request context.
+// For a larger body it lingers (see lingerBytes) and returns too_large,
+// to be answered with Connection: close.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+	if r.ContentLength > MaxBodyBytes {
+		linger(w, r, r.ContentLength)
+		return nil, tooLarge()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			linger(w, r, r.ContentLength-MaxBodyBytes-1)
+			return nil, tooLarge()
+		}
+		return nil, invalid("reading body: " + err.Error())
+	}
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
+	return body, nil
+}
+
+// linger reads and drops the rest of an oversized body (left bytes, or
+// -1 and less when unknown) within lingerBytes and lingerTime, and marks
+// the answer as the connection's last. A body
+// known to be larger than the bound is not read at all: the client could
+// not finish writing it anyway.
+func linger(w http.ResponseWriter, r *http.Request, left int64) {
+	w.Header()["Connection"] = []string{"close"}
+	if left > lingerBytes {
+		return
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(lingerTime))
+	io.CopyN(io.Discard, r.Body, lingerBytes)
+}
+
+func tooLarge() *Error {
+	return &Error{Code: CodeTooLarge, Message: "body larger than " + strconv.Itoa(MaxBodyBytes) + " bytes"}
+}
+
+// requestContext bounds a backend call by WriteTimeout minus a margin, so a
+// slow backend yields 504 timeout while the response can still be written.
+func (s *Server) requestContext(base context.Context) (context.Context, context.CancelFunc) {
+	margin := min(s.opts.WriteTimeout/10, time.Second)
+	return context.WithTimeout(base, s.opts.WriteTimeout-margin)
+}
+
+// wireError turns a backend error into the wire error to send, logging
+// errors that are not the client's. base is the request's context.
+func (s *Server) wireError(base context.Context, op, account string, err error) *Error {
+	if we, ok := errors.AsType[*Error](err); ok {
+		out := *we
+		out.Status = we.HTTPStatus()
+		return &out
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("ipc: backend timed out", "op", op, "account", account)
+		return &Error{Code: CodeTimeout, Message: op + ": the agent did not answer in time", Account: account}
+	}
+	if s.shutdownCtx.Err() != nil && errors.Is(err, context.Canceled) {
+		s.log.Info("ipc: request cancelled by shutdown", "op", op, "account", account)
+		return &Error{Code: CodeInternal, Message: op + ": the agent is shutting down", Account: account}
+	}
+	if base.Err() != nil {
+		s.log.Debug("ipc: client went away", "op", op, "account", account)
+		return &Error{Code: CodeTimeout, Message: op + ": request cancelled", Account: account}
+	}
+	// By contract backend errors carry no secrets; log the detail here and
+	// send a generic message.
+	s.log.Error("ipc: backend error", "op", op, "account", account, "err", err)
+	return &Error{Code: CodeInternal, Message: op + ": internal error, see the agent log", Account: account}
+}
+
+// failed is the result of an endpoint call that ends in e.
+func failed(e *Error) (int, any) { return e.HTTPStatus(), e }
+
+func (s *Server) status(base context.Context, _ Peer, _ []byte) (int, any) {
+	ctx, cancel := s.requestContext(base)
+	defer cancel()
+	resp, err := s.b.Status(ctx)
+	if err != nil {
+		return failed(s.wireError(base, "status", "", err))
+	}
+	if resp.Socket == "" {
+		resp.Socket = s.opts.Socket
+	}
+	if resp.Accounts == nil {
+		resp.Accounts = []AccountStatus{}
+	}
+	return http.StatusOK, &resp
+}
+
+func (s *Server) token(base context.Context, peer Peer, body []byte) (int, any) {
+	var req TokenRequest
+	if e := decodeRequest(body, &req, true); e != nil {
+		return failed(e)
+	}
+	ctx, cancel := s.requestContext(base)
+	defer cancel()
+	resp, err := s.b.Token(ctx, peer, req)
+	if err != nil {
+		return failed(s.wireError(base, "token", req.Account, err))
+	}
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token issued", slog.String("account", resp.Account),
+			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
+			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
+			slog.String("token_type", resp.TokenType), slog.Time("expires_at", resp.ExpiresAt))
+	}
+	return http.StatusOK, &resp
+}
+
+func (s *Server) exchange(base context.Context, peer Peer, body []byte) (int, any) {
+	var req ExchangeRequest
+	if e := decodeRequest(body, &req, false); e != nil {
+		return failed(e)
+	}
+	ctx, cancel := s.requestContext(base)
+	defer cancel()
+	resp, err := s.b.Exchange(ctx, peer, req)
+	if err != nil {
+		return failed(s.wireError(base, "exchange", req.Account, err))
+	}
+	if s.log.Enabled(ctx, slog.LevelInfo) {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token exchanged", slog.String("account", resp.Account),
+			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
+			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
+			slog.String("issued_token_type", resp.IssuedTokenType), slog.Bool("delegation", req.ActorToken != ""),
+			slog.Time("expires_at", resp.ExpiresAt))
+	}
+	return http.StatusOK, &resp
+}
+
+func (s *Server) revoke(base context.Context, peer Peer, body []byte) (int, any) {
+	var req RevokeRequest
+	if e := decodeRequest(body, &req, false); e != nil {
+		return failed(e)
+	}
+	ctx, cancel := s.requestContext(base)
+	defer cancel()
+	resp, err := s.b.Revoke(ctx, peer, req)
+	if err != nil {
+		return failed(s.wireError(base, "revoke", req.Account, err))
+	}
+	s.log.Info("ipc: revoked", "account", req.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
+		"where", resp.Where, "server_revoked", resp.ServerRevoked, "secret_deleted", resp.SecretDeleted)
+	return http.StatusOK, &resp
+}
+
+func clip(s string) string {
+	if len(s) > maxHintLog {
+		return s[:maxHintLog] + "…"
+	}
+	return s
+}
+
+// writeJSON writes v with the headers every response carries.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b, _ = json.Marshal(&Error{Code: CodeInternal, Message: "encoding response"})
+	}
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.HTTPStatus(), e)
+}

@@ -35,7 +35,7 @@ func decodeBody(body []byte, v any, emptyOK bool) *Error {
 
 // decodeRequest decodes body into v (one of the request types) and
 // validates it.
-func decodeRequest(body []byte, v interface{ validate() *Error }, emptyOK bool) *Error {
+func decodeRequest(body []byte, v request, emptyOK bool) *Error {
 	if e := decodeBody(body, v, emptyOK); e != nil {
 		return e
 	}
@@ -153,6 +153,11 @@ func (r *LoginRequest) validate() *Error {
 	}
 	return validScopes(r.Scopes)
 }
+
+func (r *TokenRequest) account() string    { return r.Account }
+func (r *ExchangeRequest) account() string { return r.Account }
+func (r *LoginRequest) account() string    { return r.Account }
+func (r *RevokeRequest) account() string   { return r.Account }
 
 func (r *RevokeRequest) validate() *Error {
 	if r.Account == "" {

@@ -35,10 +35,10 @@ type route struct {
 // routes are the v1 endpoints by path. A new endpoint is one entry here
 // (jsonRoute for one JSON document in, one out).
 var routes = map[string]route{
-	"/v1/status":   {http.MethodGet, jsonRoute((*Server).status)},
-	"/v1/token":    {http.MethodPost, jsonRoute((*Server).token)},
-	"/v1/exchange": {http.MethodPost, jsonRoute((*Server).exchange)},
-	"/v1/revoke":   {http.MethodPost, jsonRoute((*Server).revoke)},
+	"/v1/status":   {http.MethodGet, jsonRoute("status", (*Server).status)},
+	"/v1/token":    {http.MethodPost, jsonRoute("token", (*Server).token)},
+	"/v1/exchange": {http.MethodPost, jsonRoute("exchange", (*Server).exchange)},
+	"/v1/revoke":   {http.MethodPost, jsonRoute("revoke", (*Server).revoke)},
 	"/v1/login":    {http.MethodPost, (*Server).handleLogin},
 }
 
@@ -105,17 +105,42 @@ func (w *trackingWriter) Write(b []byte) (int, error) {
 // Unwrap gives http.ResponseController the connection's writer.
 func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// jsonRoute serves an endpoint answering one JSON document: call gets the
-// body (at most MaxBodyBytes) and returns the status and the document.
-func jsonRoute(call func(s *Server, ctx context.Context, peer Peer, body []byte) (int, any)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
+// request is a request body type: decoded, then validated.
+type request interface {
+	validate() *Error
+	account() string // for errors and logs
+}
+
+// jsonRoute serves an endpoint answering one JSON document. The body (at
+// most MaxBodyBytes) is decoded into a Req when Req is a request (an
+// empty body is accepted when every field is optional: a TokenRequest);
+// call asks the backend within requestContext and logs what it handed
+// out. A backend error becomes the wire error (wireError).
+func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, peer Peer, req Req) (any, error)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
 	return func(s *Server, w http.ResponseWriter, r *http.Request, peer Peer) {
 		body, e := readBody(w, r)
+		var req Req
+		rq, isReq := any(&req).(request)
+		if e == nil && isReq {
+			_, emptyOK := rq.(*TokenRequest)
+			e = decodeRequest(body, rq, emptyOK)
+		}
 		if e != nil {
 			writeError(w, e)
 			return
 		}
-		status, v := call(s, r.Context(), peer, body)
-		writeJSON(w, status, v)
+		ctx, cancel := s.requestContext(r.Context())
+		defer cancel()
+		resp, err := call(s, ctx, peer, req)
+		if err != nil {
+			account := ""
+			if isReq {
+				account = rq.account()
+			}
+			writeError(w, s.wireError(r.Context(), op, account, err))
+			return
+		}
+		writeJSON(w, http.StatusOK, resp)
 	}
 }
 
@@ -193,80 +218,50 @@ func (s *Server) wireError(base context.Context, op, account string, err error) 
 	return &Error{Code: CodeInternal, Message: op + ": internal error, see the agent log", Account: account}
 }
 
-// failed is the result of an endpoint call that ends in e.
-func failed(e *Error) (int, any) { return e.HTTPStatus(), e }
+// status has no request body.
+type statusRequest struct{}
 
-func (s *Server) status(base context.Context, _ Peer, _ []byte) (int, any) {
-	ctx, cancel := s.requestContext(base)
-	defer cancel()
+func (s *Server) status(ctx context.Context, _ Peer, _ statusRequest) (any, error) {
 	resp, err := s.b.Status(ctx)
-	if err != nil {
-		return failed(s.wireError(base, "status", "", err))
-	}
 	if resp.Socket == "" {
 		resp.Socket = s.opts.Socket
 	}
 	if resp.Accounts == nil {
 		resp.Accounts = []AccountStatus{}
 	}
-	return http.StatusOK, &resp
+	return &resp, err
 }
 
-func (s *Server) token(base context.Context, peer Peer, body []byte) (int, any) {
-	var req TokenRequest
-	if e := decodeRequest(body, &req, true); e != nil {
-		return failed(e)
-	}
-	ctx, cancel := s.requestContext(base)
-	defer cancel()
+func (s *Server) token(ctx context.Context, peer Peer, req TokenRequest) (any, error) {
 	resp, err := s.b.Token(ctx, peer, req)
-	if err != nil {
-		return failed(s.wireError(base, "token", req.Account, err))
-	}
-	if s.log.Enabled(ctx, slog.LevelInfo) {
+	if err == nil && s.log.Enabled(ctx, slog.LevelInfo) {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token issued", slog.String("account", resp.Account),
 			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
 			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
 			slog.String("token_type", resp.TokenType), slog.Time("expires_at", resp.ExpiresAt))
 	}
-	return http.StatusOK, &resp
+	return &resp, err
 }
 
-func (s *Server) exchange(base context.Context, peer Peer, body []byte) (int, any) {
-	var req ExchangeRequest
-	if e := decodeRequest(body, &req, false); e != nil {
-		return failed(e)
-	}
-	ctx, cancel := s.requestContext(base)
-	defer cancel()
+func (s *Server) exchange(ctx context.Context, peer Peer, req ExchangeRequest) (any, error) {
 	resp, err := s.b.Exchange(ctx, peer, req)
-	if err != nil {
-		return failed(s.wireError(base, "exchange", req.Account, err))
-	}
-	if s.log.Enabled(ctx, slog.LevelInfo) {
+	if err == nil && s.log.Enabled(ctx, slog.LevelInfo) {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token exchanged", slog.String("account", resp.Account),
 			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
 			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
 			slog.String("issued_token_type", resp.IssuedTokenType), slog.Bool("delegation", req.ActorToken != ""),
 			slog.Time("expires_at", resp.ExpiresAt))
 	}
-	return http.StatusOK, &resp
+	return &resp, err
 }
 
-func (s *Server) revoke(base context.Context, peer Peer, body []byte) (int, any) {
-	var req RevokeRequest
-	if e := decodeRequest(body, &req, false); e != nil {
-		return failed(e)
-	}
-	ctx, cancel := s.requestContext(base)
-	defer cancel()
+func (s *Server) revoke(ctx context.Context, peer Peer, req RevokeRequest) (any, error) {
 	resp, err := s.b.Revoke(ctx, peer, req)
-	if err != nil {
-		return failed(s.wireError(base, "revoke", req.Account, err))
+	if err == nil {
+		s.log.Info("ipc: revoked", "account", req.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
+			"where", resp.Where, "server_revoked", resp.ServerRevoked, "secret_deleted", resp.SecretDeleted)
 	}
-	s.log.Info("ipc: revoked", "account", req.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
-		"where", resp.Where, "server_revoked", resp.ServerRevoked, "secret_deleted", resp.SecretDeleted)
-	return http.StatusOK, &resp
+	return &resp, err
 }
 
 func clip(s string) string {

@@ -35,36 +35,57 @@ func (c *clientFlags) socketPath(e *env) (string, error) {
 	return ipc.SocketPath()
 }
 
-// connect returns a client of the running agent, starting one in the
-// background first when none answers (like gpg-agent), unless --no-start.
-func (c *clientFlags) connect(ctx context.Context, e *env) (*ipc.Client, string, error) {
-	path, err := c.socketPath(e)
+// call runs f, one request to the agent, with a client of it and ctx
+// bounded by --timeout. When no agent answers and --no-start is not set,
+// it starts one in the background first (like gpg-agent) and runs f again
+// as soon as the socket takes it: with an agent running, a verb costs
+// exactly f's round trip. path is the socket, for messages.
+func (c *clientFlags) call(ctx context.Context, e *env, f func(context.Context, *ipc.Client) error) (path string, err error) {
+	path, err = c.socketPath(e)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
 	cl := ipc.NewClient(path)
-	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err = cl.Status(pctx)
-	cancel()
+	defer cl.Close()
+	attempt := func() error {
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return f(ctx, cl)
+	}
+	err = attempt()
 	if err == nil || !errors.Is(err, ipc.ErrNotRunning) || c.noStart {
-		return cl, path, err
+		return path, err
 	}
 	if err := startAgent(e, path); err != nil {
-		return nil, path, fmt.Errorf("start agent: %w", err)
+		return path, fmt.Errorf("start agent: %w", err)
 	}
+	// ErrNotRunning comes from the dial: nothing was sent, f may run again.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err = cl.Status(pctx)
-		cancel()
-		if err == nil {
-			return cl, path, nil
+		err = attempt()
+		if !errors.Is(err, ipc.ErrNotRunning) {
+			return path, err
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, path, fmt.Errorf("started an agent, but it did not answer on %s within 10s (see %s): %w", path, agentLogPath(), err)
+			return path, fmt.Errorf("started an agent, but it did not answer on %s within 10s (see %s): %w", path, agentLogPath(), err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// connect returns a client of the running agent, starting one first like
+// call. It costs a status round trip; verbs of one request use call.
+func (c *clientFlags) connect(ctx context.Context, e *env) (*ipc.Client, string, error) {
+	var client *ipc.Client
+	path, err := c.call(ctx, e, func(ctx context.Context, cl *ipc.Client) error {
+		client = cl
+		_, err := cl.Status(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, path, err
+	}
+	return client, path, nil
 }
 
 // agentLogPath is where an agent started on demand writes its log.

@@ -28,13 +28,11 @@ Exit codes: 0 the agent runs and every account is usable, 3 no agent runs,
 		return code
 	}
 	cf.noStart = true
-	cl, path, err := cf.connect(ctx, e)
-	if err != nil {
-		return clientExit(e, path, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	st, err := cl.Status(ctx)
+	var st ipc.StatusResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
+		st, err = cl.Status(ctx)
+		return err
+	})
 	if err != nil {
 		return clientExit(e, path, err)
 	}

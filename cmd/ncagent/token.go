@@ -61,18 +61,17 @@ nothing on stdout.`)
 	if !of.check(e) {
 		return exitUsage
 	}
-	cl, path, err := cf.connect(ctx, e)
-	if err != nil {
-		return clientExit(e, path, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	t, err := cl.Token(ctx, ipc.TokenRequest{
+	req := ipc.TokenRequest{
 		Account:         account,
 		Scopes:          strings.Fields(*scopes),
 		Audience:        *audience,
 		MinValidSeconds: int64(minValid.Seconds()),
 		ClientHint:      "ncagent token",
+	}
+	var t ipc.TokenResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
+		t, err = cl.Token(ctx, req)
+		return err
 	})
 	if err != nil {
 		return clientExit(e, path, err)
@@ -118,13 +117,7 @@ command line, where other users could see it.`)
 			return exitUsage
 		}
 	}
-	cl, path, err := cf.connect(ctx, e)
-	if err != nil {
-		return clientExit(e, path, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	t, err := cl.Exchange(ctx, ipc.ExchangeRequest{
+	req := ipc.ExchangeRequest{
 		Account:          account,
 		SubjectToken:     subject,
 		SubjectTokenType: *subjectType,
@@ -132,6 +125,11 @@ command line, where other users could see it.`)
 		Scopes:           strings.Fields(*scopes),
 		ActorToken:       actor,
 		ClientHint:       "ncagent exchange",
+	}
+	var t ipc.TokenResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
+		t, err = cl.Exchange(ctx, req)
+		return err
 	})
 	if err != nil {
 		return clientExit(e, path, err)

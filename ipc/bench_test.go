@@ -4,7 +4,13 @@ package ipc
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"slices"
 	"strings"
 	"sync"
@@ -110,5 +116,42 @@ func TestLatencyReport(t *testing.T) {
 		pct := func(p float64) time.Duration { return all[int(float64(len(all)-1)*p)] }
 		t.Logf("%2d client(s): %d requests, %.0f req/s, p50 %v, p90 %v, p99 %v, max %v",
 			clients, len(all), float64(len(all))/dur.Seconds(), pct(0.50), pct(0.90), pct(0.99), all[len(all)-1])
+	}
+}
+
+// floorServer runs a plain net/http server on a Unix socket answering
+// every request with the bytes benchServer's token answer has: the floor
+// the ipc server is measured against.
+func floorServer(tb testing.TB) string {
+	fixed, _ := fakeToken("work", Scopes{"openid", "files"})
+	body, _ := json.Marshal(fixed)
+	path := filepath.Join(shortDir(tb), "floor.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		h := w.Header()
+		h["Content-Type"] = []string{"application/json"}
+		h["Cache-Control"] = []string{"no-store"}
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+		w.Write(body)
+	})}
+	go hs.Serve(ln)
+	tb.Cleanup(func() { hs.Close() })
+	return path
+}
+
+// BenchmarkFloorKeepAlive is BenchmarkTokenKeepAlive against floorServer.
+func BenchmarkFloorKeepAlive(b *testing.B) {
+	c := NewClient(floorServer(b))
+	defer c.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Token(ctx, benchReq); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -5,38 +5,52 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/ipc"
 )
 
-// TestCLIBench measures the CLI as a whole process and the agent's memory,
-// against a real "ncagent run --headless" (built without the race
-// detector) whose account is signed in at the in-process authorization
-// server and whose refresh token is in the real Secret Service:
+// TestCLIBench measures, against a real "ncagent run --headless" (built
+// without the race detector) whose account is signed in at the in-process
+// authorization server and whose refresh token is in the real Secret
+// Service, each figure as a ratio to a floor measured in the same run:
 //
-//   - the agent's VmRSS and VmHWM 5 s after it served its first token;
-//   - "ncagent token work --no-start" timed by hyperfine (cache hits);
-//   - "ncagent socket-path" likewise, the floor of starting the binary;
-//   - the agent's VmRSS and VmHWM after that load.
+//   - cache-hit round trip of the agent (ipc.Client, keep-alive) against a
+//     plain net/http server on a Unix socket answering the same bytes, in
+//     interleaved blocks: p50 and p99 of each;
+//   - throughput of 16 concurrent clients against the same floor,
+//     interleaved rounds of 500 ms;
+//   - "ncagent token work --no-start" as a whole process against a minimal
+//     Go client (dials the socket, sends the same request with net/http,
+//     prints the body), interleaved pairs;
+//   - "ncagent version" as a whole process, in the same interleaving;
+//   - the agent's VmRSS after at least 10,000 requests and 5 s idle.
 //
-// It asserts correctness only (every run exits 0, no token in the agent's
-// log); the figures are for BENCHMARKS.md. scripts/bench runs it as
+// The floor server and the floor client are one small program the test
+// builds (benchFloorSource). The test asserts correctness only (every run
+// exits 0, every timed token a cache hit, no token in the agent's log);
+// the figures are for BENCHMARKS.md. scripts/bench runs it as
 //
 //	NCAGENT_BENCH=1 NCAGENT_BENCH_BIN=/tmp/ncagent dbus-run-session -- scripts/test-session -run TestCLIBench -v ./cmd/ncagent/
 //
-// NCAGENT_BENCH_RUNS sets hyperfine's runs per command (default 1000);
+// NCAGENT_BENCH_PAIRS sets the process pairs (default 20);
 // NCAGENT_BENCH_GODEBUG is passed to the agent as GODEBUG and its runtime
 // trace lines (e.g. gctrace=1) are printed.
 func TestCLIBench(t *testing.T) {
@@ -44,23 +58,24 @@ func TestCLIBench(t *testing.T) {
 		t.Skip("set NCAGENT_BENCH=1 to measure the CLI (scripts/bench does)")
 	}
 	secretService(t)
-	hyperfine, err := exec.LookPath("hyperfine")
-	if err != nil {
-		t.Fatalf("hyperfine not found: install it (apt-get install hyperfine): %v", err)
-	}
-	runs := 1000
-	if s := os.Getenv("NCAGENT_BENCH_RUNS"); s != "" {
-		if runs, err = strconv.Atoi(s); err != nil || runs < 10 {
-			t.Fatalf("NCAGENT_BENCH_RUNS: got %q, want a number of at least 10", s)
+	pairs := 20
+	if s := os.Getenv("NCAGENT_BENCH_PAIRS"); s != "" {
+		var err error
+		if pairs, err = strconv.Atoi(s); err != nil || pairs < 5 {
+			t.Fatalf("NCAGENT_BENCH_PAIRS: got %q, want a number of at least 5", s)
 		}
 	}
 	bin := benchBinary(t)
-	// Write the binary's pages back first: freshly written page cache is
+	floorBin := buildFloor(t)
+	// Write the binaries' pages back first: freshly written page cache is
 	// dirty, and smaps would count the mapped executable as private dirty.
-	if f, err := os.Open(bin); err == nil {
-		f.Sync()
-		f.Close()
+	for _, b := range []string{bin, floorBin} {
+		if f, err := os.Open(b); err == nil {
+			f.Sync()
+			f.Close()
+		}
 	}
+	t.Logf("machine: %s, nproc %d, %s, loadavg %s", cpuModel(), runtime.NumCPU(), runtime.Version(), loadavg())
 
 	// HTTPS, as identity providers are in use: the TLS client is part of
 	// the agent's memory.
@@ -70,85 +85,153 @@ func TestCLIBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := provisionAgent(t, idp, fmt.Sprintf("scopes = [\"openid\", \"files\"]\nca_file = %q\n", caPath))
-	tok, kc, cfgPath, sockDir, service := p.tok, p.kc, p.config, p.sockDir, p.service
-	dir := t.TempDir()
-	secrets := []string{tok.RefreshToken, tok.AccessToken}
-	socket := filepath.Join(sockDir, "agent.sock")
+	secrets := []string{p.tok.RefreshToken, p.tok.AccessToken}
+	socket := filepath.Join(p.sockDir, "agent.sock")
 	env := append(os.Environ(),
-		"NCAGENT_CONFIG="+cfgPath,
+		"NCAGENT_CONFIG="+p.config,
 		"NCAGENT_SOCKET="+socket,
-		"NCAGENT_KEYRING_SERVICE="+service,
+		"NCAGENT_KEYRING_SERVICE="+p.service,
 		"NCAGENT_NO_START=1",
 	)
-
-	logPath := filepath.Join(dir, "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	run := exec.Command(bin, "run", "--headless")
-	run.Env = env
-	if g := os.Getenv("NCAGENT_BENCH_GODEBUG"); g != "" {
-		run.Env = append(slices.Clone(env), "GODEBUG="+g)
-	}
-	run.Stdout, run.Stderr = logf, logf
-	if err := run.Start(); err != nil {
-		t.Fatalf("start agent: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- run.Wait() }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		run.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent exit: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			run.Process.Kill()
-			t.Errorf("agent did not stop within 20s of SIGTERM")
-		}
-	}
-	defer stop()
+	ag := startBenchAgent(t, bin, env)
+	defer ag.stop(t)
 	waitForAgent(t, socket)
 
 	// One token through the CLI: the agent refreshes once and caches it.
 	first := exec.Command(bin, "token", "work", "--no-start")
 	first.Env = env
 	out, err := first.Output()
-	if err != nil {
-		t.Fatalf("ncagent token: %v", err)
-	}
-	if len(bytes.TrimSpace(out)) == 0 {
-		t.Fatalf("ncagent token: got an empty token")
+	if err != nil || len(bytes.TrimSpace(out)) == 0 {
+		t.Fatalf("ncagent token: %v, %d bytes", err, len(out))
 	}
 	secrets = append(secrets, string(bytes.TrimSpace(out)))
-	t.Logf("loadavg: %s", loadavg())
 
-	time.Sleep(5 * time.Second) // the idle period the memory goal is about
-	t.Logf("agent idle 5s after one token: %s", procMemory(t, run.Process.Pid))
+	// The floor server answers what the agent answers, byte for byte in
+	// its body and the headers the agent sets.
+	agentClient := ipc.NewClient(socket)
+	defer agentClient.Close()
+	req := ipc.TokenRequest{Account: "work", ClientHint: "ncagent token"}
+	tok, err := agentClient.Token(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := json.Marshal(tok)
+	floorSock := filepath.Join(p.sockDir, "floor.sock")
+	stopFloor := startFloorServer(t, floorBin, floorSock, answer)
+	defer stopFloor()
+	floorClient := ipc.NewClient(floorSock)
+	defer floorClient.Close()
+	served := 2
 
-	token := runHyperfine(t, hyperfine, env, runs, bin+" token work --no-start")
-	t.Logf("ncagent token work --no-start: %s", token)
-	floor := runHyperfine(t, hyperfine, env, runs, bin+" socket-path")
-	t.Logf("ncagent socket-path (process start floor): %s", floor)
-	t.Logf("agent after %d token processes: %s", runs+hyperfineWarmup(runs), procMemory(t, run.Process.Pid))
+	// Round trips, interleaved in blocks of 20: the load of the machine
+	// changes by the second, both sides see the same.
+	var agentRT, floorRT latencies
+	for range 500 {
+		agentRT = append(agentRT, roundTrips(t, agentClient, req, 20)...)
+		floorRT = append(floorRT, roundTrips(t, floorClient, req, 20)...)
+		served += 20
+	}
+	t.Logf("round trip, keep-alive, %d requests each: agent %s; floor %s; ratio p50 %.2f, p99 %.2f",
+		len(agentRT), agentRT.summary(), floorRT.summary(),
+		ratio(agentRT.pct(0.5), floorRT.pct(0.5)), ratio(agentRT.pct(0.99), floorRT.pct(0.99)))
+
+	// Throughput of 16 clients, interleaved rounds of 500 ms.
+	var agentTP, floorTP []float64
+	for range 10 {
+		n, rate := throughput(t, agentClient, req, 16, 500*time.Millisecond)
+		agentTP = append(agentTP, rate)
+		served += n
+		_, rate = throughput(t, floorClient, req, 16, 500*time.Millisecond)
+		floorTP = append(floorTP, rate)
+	}
+	t.Logf("throughput, 16 clients, 10 rounds of 500ms: agent median %.0f req/s (%s); floor median %.0f req/s (%s); ratio %.2f",
+		median(agentTP), rates(agentTP), median(floorTP), rates(floorTP), median(agentTP)/median(floorTP))
+
+	// Whole processes, interleaved: ncagent token, the floor client,
+	// ncagent version.
+	body, _ := json.Marshal(req)
+	var cli, floorCLI, version latencies
+	for range pairs {
+		cli = append(cli, timeProcess(t, env, bin, "token", "work", "--no-start"))
+		floorCLI = append(floorCLI, timeProcess(t, env, floorBin, "token", socket, string(body)))
+		version = append(version, timeProcess(t, env, bin, "version"))
+		served += 2
+	}
+	t.Logf("process, %d interleaved runs each: ncagent token %s; floor client %s; ratio p50 %.2f",
+		pairs, cli.summary(), floorCLI.summary(), ratio(cli.pct(0.5), floorCLI.pct(0.5)))
+	t.Logf("process: ncagent version %s", version.summary())
+
+	// Memory after at least 10,000 requests, idle.
+	for served < 10000 {
+		roundTrips(t, agentClient, req, 200)
+		served += 200
+	}
+	agentClient.Close()
+	time.Sleep(5 * time.Second)
+	t.Logf("agent after %d requests and 5s idle: %s", served, procMemory(t, ag.cmd.Process.Pid))
 	t.Logf("loadavg: %s", loadavg())
 
 	if got := idp.Calls("refresh_token"); got != 1 {
 		t.Errorf("refresh calls: got %d, want 1 (every timed token a cache hit)", got)
 	}
-	stop()
-	if sec, err := kc.Get("work"); err == nil {
+	ag.stop(t)
+	if sec, err := p.kc.Get("work"); err == nil {
 		secrets = append(secrets, sec.Reveal())
 	}
-	logs, err := os.ReadFile(logPath)
+	ag.checkLog(t, secrets)
+}
+
+// benchAgent is an "ncagent run --headless" process logging to a file.
+type benchAgent struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan error
+	stopped bool
+}
+
+func startBenchAgent(t *testing.T, bin string, env []string) *benchAgent {
+	t.Helper()
+	ag := &benchAgent{logPath: filepath.Join(t.TempDir(), "agent.log"), done: make(chan error, 1)}
+	logf, err := os.Create(ag.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	ag.cmd = exec.Command(bin, "run", "--headless")
+	ag.cmd.Env = env
+	if g := os.Getenv("NCAGENT_BENCH_GODEBUG"); g != "" {
+		ag.cmd.Env = append(slices.Clone(env), "GODEBUG="+g)
+	}
+	ag.cmd.Stdout, ag.cmd.Stderr = logf, logf
+	if err := ag.cmd.Start(); err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	go func() { ag.done <- ag.cmd.Wait() }()
+	return ag
+}
+
+// stop sends SIGTERM and waits for the agent, once.
+func (ag *benchAgent) stop(t *testing.T) {
+	if ag.stopped {
+		return
+	}
+	ag.stopped = true
+	ag.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-ag.done:
+		if err != nil {
+			t.Errorf("agent exit: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		ag.cmd.Process.Kill()
+		t.Errorf("agent did not stop within 20s of SIGTERM")
+	}
+}
+
+// checkLog fails t when the agent's log holds a secret or lacks the
+// record of tokens handed out.
+func (ag *benchAgent) checkLog(t *testing.T, secrets []string) {
+	logs, err := os.ReadFile(ag.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +251,227 @@ func TestCLIBench(t *testing.T) {
 	if !bytes.Contains(logs, []byte("ipc: token issued")) {
 		t.Errorf("agent log: got no %q record, want one per token", "ipc: token issued")
 	}
+}
+
+// benchFloorSource is the floor of the benchmarks, plain net/http over a
+// Unix socket:
+//
+//	floor serve SOCKET   answers every request with the JSON body read
+//	                     from stdin and the headers the agent sets
+//	floor token SOCKET BODY
+//	                     POSTs BODY to /v1/token and prints the answer
+const benchFloorSource = `package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+)
+
+func main() {
+	sock := os.Args[2]
+	if os.Args[1] == "serve" {
+		body, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			os.Exit(1)
+		}
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			os.Exit(1)
+		}
+		http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			h := w.Header()
+			h["Content-Type"] = []string{"application/json"}
+			h["Cache-Control"] = []string{"no-store"}
+			h["Content-Length"] = []string{strconv.Itoa(len(body))}
+			w.Write(body)
+		}))
+		return
+	}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	resp, err := (&http.Client{Transport: tr}).Post("http://ncagent/v1/token", "application/json", strings.NewReader(os.Args[3]))
+	if err != nil {
+		os.Exit(1)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		os.Exit(1)
+	}
+	os.Stdout.Write(body)
+}
+`
+
+// buildFloor builds benchFloorSource.
+func buildFloor(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "floor.go"), []byte(benchFloorSource), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "floor")
+	cmd := exec.Command("go", "build", "-o", bin, "floor.go")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GO111MODULE=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build floor: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startFloorServer runs the floor server on sock answering answer, which
+// it gets on stdin (it holds a token: never on disk).
+func startFloorServer(t *testing.T, bin, sock string, answer []byte) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", sock)
+	cmd.Stdin = bytes.NewReader(answer)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := awaitFloor(sock); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatal(err)
+	}
+	return func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+func awaitFloor(sock string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("floor server on %s: %w", sock, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// roundTrips times n sequential token requests.
+func roundTrips(t *testing.T, c *ipc.Client, req ipc.TokenRequest, n int) latencies {
+	t.Helper()
+	out := make(latencies, 0, n)
+	ctx := context.Background()
+	for range n {
+		t0 := time.Now()
+		if _, err := c.Token(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out
+}
+
+// throughput runs clients goroutines sending token requests on c for d
+// and returns the requests served and their rate.
+func throughput(t *testing.T, c *ipc.Client, req ipc.TokenRequest, clients int, d time.Duration) (int, float64) {
+	t.Helper()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	ctx := context.Background()
+	start := time.Now()
+	for range clients {
+		wg.Go(func() {
+			for time.Since(start) < d {
+				if _, err := c.Token(ctx, req); err != nil {
+					t.Error(err)
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(n.Load()), float64(n.Load()) / time.Since(start).Seconds()
+}
+
+// timeProcess runs bin with args (stdout to /dev/null) and returns its
+// wall time; it must exit 0.
+func timeProcess(t *testing.T, env []string, bin string, args ...string) time.Duration {
+	t.Helper()
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = devnull, devnull
+	t0 := time.Now()
+	err = cmd.Run()
+	el := time.Since(t0)
+	if err != nil {
+		t.Fatalf("%s %s: %v", filepath.Base(bin), args[0], err)
+	}
+	return el
+}
+
+// latencies are durations of one kind of operation.
+type latencies []time.Duration
+
+// pct returns the p-th quantile (nearest rank).
+func (l latencies) pct(p float64) time.Duration {
+	s := slices.Clone(l)
+	slices.Sort(s)
+	i := int(math.Ceil(float64(len(s))*p)) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func (l latencies) summary() string {
+	return fmt.Sprintf("p50 %s p90 %s p99 %s", fmtDur(l.pct(0.5)), fmtDur(l.pct(0.9)), fmtDur(l.pct(0.99)))
+}
+
+func fmtDur(d time.Duration) string {
+	if d < time.Millisecond {
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond))
+	}
+	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func rates(v []float64) string {
+	parts := make([]string, len(v))
+	for i, r := range v {
+		parts[i] = fmt.Sprintf("%.0f", r)
+	}
+	return strings.Join(parts, " ")
+}
+
+// cpuModel returns the first model name of /proc/cpuinfo.
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown cpu"
+	}
+	for line := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown cpu"
 }
 
 // benchBinary returns $NCAGENT_BENCH_BIN, or builds ncagent into a
@@ -224,56 +528,6 @@ func procFields(t *testing.T, pid int, file string, keys ...string) []string {
 	}
 	return fields
 }
-
-// runHyperfine times command (no shell) runs times after 5% warm-up runs
-// and summarises hyperfine's JSON export: every run must exit 0.
-func runHyperfine(t *testing.T, hyperfine string, env []string, runs int, command string) string {
-	t.Helper()
-	export := filepath.Join(t.TempDir(), "hyperfine.json")
-	cmd := exec.Command(hyperfine, "--shell=none", "--style=none",
-		"--warmup", strconv.Itoa(hyperfineWarmup(runs)), "--runs", strconv.Itoa(runs),
-		"--export-json", export, command)
-	cmd.Env = env
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("hyperfine %s: %v\n%s", command, err, out)
-	}
-	b, err := os.ReadFile(export)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Results []struct {
-			Times     []float64 `json:"times"`
-			ExitCodes []int     `json:"exit_codes"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(b, &res); err != nil || len(res.Results) != 1 {
-		t.Fatalf("hyperfine export: got %d results (%v), want 1", len(res.Results), err)
-	}
-	r := res.Results[0]
-	for i, code := range r.ExitCodes {
-		if code != 0 {
-			t.Fatalf("%s: run %d exited %d, want 0", command, i, code)
-		}
-	}
-	if len(r.Times) != runs {
-		t.Fatalf("%s: got %d timed runs, want %d", command, len(r.Times), runs)
-	}
-	times := slices.Clone(r.Times)
-	slices.Sort(times)
-	pct := func(p float64) string {
-		i := int(math.Ceil(float64(len(times))*p)) - 1
-		return fmt.Sprintf("%.2fms", times[min(max(i, 0), len(times)-1)]*1000)
-	}
-	var sum float64
-	for _, v := range times {
-		sum += v
-	}
-	return fmt.Sprintf("runs=%d min=%s p50=%s p90=%s p99=%s max=%s mean=%.2fms", len(times),
-		pct(0), pct(0.50), pct(0.90), pct(0.99), pct(1), sum/float64(len(times))*1000)
-}
-
-func hyperfineWarmup(runs int) int { return max(runs/20, 1) }
 
 // loadavg returns the first three fields of /proc/loadavg.
 func loadavg() string {

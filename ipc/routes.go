@@ -114,9 +114,11 @@ type request interface {
 // jsonRoute serves an endpoint answering one JSON document. The body (at
 // most MaxBodyBytes) is decoded into a Req when Req is a request (an
 // empty body is accepted when every field is optional: a TokenRequest);
-// call asks the backend within requestContext and logs what it handed
-// out. A backend error becomes the wire error (wireError).
-func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, peer Peer, req Req) (any, error)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
+// call asks the backend within requestContext; a backend error becomes the
+// wire error (wireError). The record call returns (the log of what was
+// handed out, or nil) is written once the answer is flushed: the client
+// does not wait for the log.
+func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, peer Peer, req Req) (resp any, record func(), err error)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
 	return func(s *Server, w http.ResponseWriter, r *http.Request, peer Peer) {
 		body, e := readBody(w, r)
 		var req Req
@@ -131,7 +133,7 @@ func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, pee
 		}
 		ctx, cancel := s.requestContext(r.Context())
 		defer cancel()
-		resp, err := call(s, ctx, peer, req)
+		resp, record, err := call(s, ctx, peer, req)
 		if err != nil {
 			account := ""
 			if isReq {
@@ -141,6 +143,10 @@ func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, pee
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
+		if record != nil {
+			http.NewResponseController(w).Flush()
+			record()
+		}
 	}
 }
 
@@ -221,7 +227,7 @@ func (s *Server) wireError(base context.Context, op, account string, err error) 
 // status has no request body.
 type statusRequest struct{}
 
-func (s *Server) status(ctx context.Context, _ Peer, _ statusRequest) (any, error) {
+func (s *Server) status(ctx context.Context, _ Peer, _ statusRequest) (any, func(), error) {
 	resp, err := s.b.Status(ctx)
 	if resp.Socket == "" {
 		resp.Socket = s.opts.Socket
@@ -229,39 +235,36 @@ func (s *Server) status(ctx context.Context, _ Peer, _ statusRequest) (any, erro
 	if resp.Accounts == nil {
 		resp.Accounts = []AccountStatus{}
 	}
-	return &resp, err
+	return &resp, nil, err
 }
 
-func (s *Server) token(ctx context.Context, peer Peer, req TokenRequest) (any, error) {
+func (s *Server) token(ctx context.Context, peer Peer, req TokenRequest) (any, func(), error) {
 	resp, err := s.b.Token(ctx, peer, req)
-	if err == nil && s.log.Enabled(ctx, slog.LevelInfo) {
+	return &resp, func() {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token issued", slog.String("account", resp.Account),
 			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
 			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
 			slog.String("token_type", resp.TokenType), slog.Time("expires_at", resp.ExpiresAt))
-	}
-	return &resp, err
+	}, err
 }
 
-func (s *Server) exchange(ctx context.Context, peer Peer, req ExchangeRequest) (any, error) {
+func (s *Server) exchange(ctx context.Context, peer Peer, req ExchangeRequest) (any, func(), error) {
 	resp, err := s.b.Exchange(ctx, peer, req)
-	if err == nil && s.log.Enabled(ctx, slog.LevelInfo) {
+	return &resp, func() {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token exchanged", slog.String("account", resp.Account),
 			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
 			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
 			slog.String("issued_token_type", resp.IssuedTokenType), slog.Bool("delegation", req.ActorToken != ""),
 			slog.Time("expires_at", resp.ExpiresAt))
-	}
-	return &resp, err
+	}, err
 }
 
-func (s *Server) revoke(ctx context.Context, peer Peer, req RevokeRequest) (any, error) {
+func (s *Server) revoke(ctx context.Context, peer Peer, req RevokeRequest) (any, func(), error) {
 	resp, err := s.b.Revoke(ctx, peer, req)
-	if err == nil {
+	return &resp, func() {
 		s.log.Info("ipc: revoked", "account", req.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
 			"where", resp.Where, "server_revoked", resp.ServerRevoked, "secret_deleted", resp.SecretDeleted)
-	}
-	return &resp, err
+	}, err
 }
 
 func clip(s string) string {

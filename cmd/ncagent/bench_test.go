@@ -17,8 +17,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -32,19 +30,23 @@ import (
 // authorization server and whose refresh token is in the real Secret
 // Service, each figure as a ratio to a floor measured in the same run:
 //
-//   - cache-hit round trip of the agent (ipc.Client, keep-alive) against a
-//     plain net/http server on a Unix socket answering the same bytes, in
-//     interleaved blocks: p50 and p99 of each;
+//   - cache-hit round trip of the agent against a plain net/http server
+//     on a Unix socket answering the same bytes, in interleaved blocks,
+//     from a plain net/http client with one keep-alive connection to
+//     each: p50 and p99 of each;
 //   - throughput of 16 concurrent clients against the same floor,
 //     interleaved rounds of 500 ms;
 //   - "ncagent token work --no-start" as a whole process against a minimal
 //     Go client (dials the socket, sends the same request with net/http,
 //     prints the body), interleaved pairs;
-//   - "ncagent version" as a whole process, in the same interleaving;
+//   - "ncagent version" as a whole process, in the same interleaving,
+//     against a Go program that prints a line;
 //   - the agent's VmRSS after at least 10,000 requests and 5 s idle.
 //
-// The floor server and the floor client are one small program the test
-// builds (benchFloorSource). The test asserts correctness only (every run
+// The floor server, the floor client and the load generator are one
+// small program the test builds (benchFloorSource), so that no figure
+// depends on how the test itself is built (scripts/bench runs it with
+// -race). The test asserts correctness only (every run
 // exits 0, every timed token a cache hit, no token in the agent's log);
 // the figures are for BENCHMARKS.md. scripts/bench runs it as
 //
@@ -119,52 +121,50 @@ func TestCLIBench(t *testing.T) {
 	floorSock := filepath.Join(p.sockDir, "floor.sock")
 	stopFloor := startFloorServer(t, floorBin, floorSock, answer)
 	defer stopFloor()
-	floorClient := ipc.NewClient(floorSock)
-	defer floorClient.Close()
+	body, _ := json.Marshal(req)
 	served := 2
 
-	// Round trips, interleaved in blocks of 20: the load of the machine
-	// changes by the second, both sides see the same.
-	var agentRT, floorRT latencies
-	for range 500 {
-		agentRT = append(agentRT, roundTrips(t, agentClient, req, 20)...)
-		floorRT = append(floorRT, roundTrips(t, floorClient, req, 20)...)
-		served += 20
-	}
+	// Round trips, interleaved in blocks of 20 (the load of the machine
+	// changes by the second: both sides see the same), from the floor
+	// program's plain net/http client, one keep-alive connection each.
+	var rt struct{ A, B []int64 }
+	floorJSON(t, &rt, floorBin, "rtt", socket, floorSock, string(body), "500", "20")
+	agentRT, floorRT := nanos(rt.A), nanos(rt.B)
+	served += len(agentRT)
 	t.Logf("round trip, keep-alive, %d requests each: agent %s; floor %s; ratio p50 %.2f, p99 %.2f",
 		len(agentRT), agentRT.summary(), floorRT.summary(),
 		ratio(agentRT.pct(0.5), floorRT.pct(0.5)), ratio(agentRT.pct(0.99), floorRT.pct(0.99)))
 
 	// Throughput of 16 clients, interleaved rounds of 500 ms.
-	var agentTP, floorTP []float64
-	for range 10 {
-		n, rate := throughput(t, agentClient, req, 16, 500*time.Millisecond)
-		agentTP = append(agentTP, rate)
-		served += n
-		_, rate = throughput(t, floorClient, req, 16, 500*time.Millisecond)
-		floorTP = append(floorTP, rate)
+	var tp struct{ A, B []float64 }
+	floorJSON(t, &tp, floorBin, "tp", socket, floorSock, string(body), "10", "500", "16")
+	for _, r := range tp.A {
+		served += int(r / 2)
 	}
 	t.Logf("throughput, 16 clients, 10 rounds of 500ms: agent median %.0f req/s (%s); floor median %.0f req/s (%s); ratio %.2f",
-		median(agentTP), rates(agentTP), median(floorTP), rates(floorTP), median(agentTP)/median(floorTP))
+		median(tp.A), rates(tp.A), median(tp.B), rates(tp.B), median(tp.A)/median(tp.B))
 
 	// Whole processes, interleaved: ncagent token, the floor client,
-	// ncagent version.
-	body, _ := json.Marshal(req)
-	var cli, floorCLI, version latencies
+	// ncagent version, the floor's version.
+	var cli, floorCLI, version, floorVersion latencies
 	for range pairs {
 		cli = append(cli, timeProcess(t, env, bin, "token", "work", "--no-start"))
 		floorCLI = append(floorCLI, timeProcess(t, env, floorBin, "token", socket, string(body)))
 		version = append(version, timeProcess(t, env, bin, "version"))
+		floorVersion = append(floorVersion, timeProcess(t, env, floorBin, "version"))
 		served += 2
 	}
 	t.Logf("process, %d interleaved runs each: ncagent token %s; floor client %s; ratio p50 %.2f",
 		pairs, cli.summary(), floorCLI.summary(), ratio(cli.pct(0.5), floorCLI.pct(0.5)))
-	t.Logf("process: ncagent version %s", version.summary())
+	t.Logf("process: ncagent version %s; floor (prints a line) %s; ratio p50 %.2f",
+		version.summary(), floorVersion.summary(), ratio(version.pct(0.5), floorVersion.pct(0.5)))
 
 	// Memory after at least 10,000 requests, idle.
 	for served < 10000 {
-		roundTrips(t, agentClient, req, 200)
-		served += 200
+		if _, err := agentClient.Token(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		served++
 	}
 	agentClient.Close()
 	time.Sleep(5 * time.Second)
@@ -253,33 +253,77 @@ func (ag *benchAgent) checkLog(t *testing.T, secrets []string) {
 	}
 }
 
-// benchFloorSource is the floor of the benchmarks, plain net/http over a
-// Unix socket:
+// benchFloorSource is the floor of the benchmarks and their load
+// generator, plain net/http over Unix sockets, in a process of its own
+// (never built with -race):
 //
-//	floor serve SOCKET   answers every request with the JSON body read
-//	                     from stdin and the headers the agent sets
+//	floor serve SOCKET    answers every request with the JSON body read
+//	                      from stdin and the headers the agent sets
 //	floor token SOCKET BODY
-//	                     POSTs BODY to /v1/token and prints the answer
+//	                      POSTs BODY to /v1/token and prints the answer
+//	floor version         prints a line (the floor of a process start)
+//	floor rtt A B BODY ROUNDS BLOCK
+//	                      ROUNDS times BLOCK sequential keep-alive POSTs to
+//	                      A, then to B; prints {"a":[ns...],"b":[ns...]}
+//	floor tp A B BODY ROUNDS MS CLIENTS
+//	                      ROUNDS times CLIENTS concurrent clients posting
+//	                      for MS ms to A, then to B; prints the rates
 const benchFloorSource = `package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
+func client(sock string) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	return &http.Client{Transport: tr}
+}
+
+func post(c *http.Client, body string) []byte {
+	resp, err := c.Post("http://ncagent/v1/token", "application/json", strings.NewReader(body))
+	if err != nil {
+		os.Exit(1)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		os.Exit(1)
+	}
+	return b
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		os.Exit(2)
+	}
+	return n
+}
+
 func main() {
-	sock := os.Args[2]
-	if os.Args[1] == "serve" {
+	switch os.Args[1] {
+	case "version":
+		fmt.Println("floor")
+	case "serve":
 		body, err := io.ReadAll(os.Stdin)
 		if err != nil {
 			os.Exit(1)
 		}
-		ln, err := net.Listen("unix", sock)
+		ln, err := net.Listen("unix", os.Args[2])
 		if err != nil {
 			os.Exit(1)
 		}
@@ -291,21 +335,50 @@ func main() {
 			h["Content-Length"] = []string{strconv.Itoa(len(body))}
 			w.Write(body)
 		}))
-		return
+	case "token":
+		os.Stdout.Write(post(client(os.Args[2]), os.Args[3]))
+	case "rtt":
+		a, b, body := client(os.Args[2]), client(os.Args[3]), os.Args[4]
+		rounds, block := atoi(os.Args[5]), atoi(os.Args[6])
+		var out struct{ A, B []int64 }
+		for range rounds {
+			for _, side := range []struct {
+				c  *http.Client
+				to *[]int64
+			}{{a, &out.A}, {b, &out.B}} {
+				for range block {
+					t0 := time.Now()
+					post(side.c, body)
+					*side.to = append(*side.to, int64(time.Since(t0)))
+				}
+			}
+		}
+		json.NewEncoder(os.Stdout).Encode(out)
+	case "tp":
+		a, b, body := client(os.Args[2]), client(os.Args[3]), os.Args[4]
+		rounds, d, clients := atoi(os.Args[5]), time.Duration(atoi(os.Args[6]))*time.Millisecond, atoi(os.Args[7])
+		rate := func(c *http.Client) float64 {
+			var n atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			for range clients {
+				wg.Go(func() {
+					for time.Since(start) < d {
+						post(c, body)
+						n.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+			return float64(n.Load()) / time.Since(start).Seconds()
+		}
+		var out struct{ A, B []float64 }
+		for range rounds {
+			out.A = append(out.A, rate(a))
+			out.B = append(out.B, rate(b))
+		}
+		json.NewEncoder(os.Stdout).Encode(out)
 	}
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}
-	resp, err := (&http.Client{Transport: tr}).Post("http://ncagent/v1/token", "application/json", strings.NewReader(os.Args[3]))
-	if err != nil {
-		os.Exit(1)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		os.Exit(1)
-	}
-	os.Stdout.Write(body)
 }
 `
 
@@ -360,42 +433,24 @@ func awaitFloor(sock string) error {
 	}
 }
 
-// roundTrips times n sequential token requests.
-func roundTrips(t *testing.T, c *ipc.Client, req ipc.TokenRequest, n int) latencies {
+// floorJSON runs the floor program with args and decodes its output.
+func floorJSON(t *testing.T, v any, bin string, args ...string) {
 	t.Helper()
-	out := make(latencies, 0, n)
-	ctx := context.Background()
-	for range n {
-		t0 := time.Now()
-		if _, err := c.Token(ctx, req); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, time.Since(t0))
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		t.Fatalf("floor %s: %v (a request failed)", args[0], err)
 	}
-	return out
+	if err := json.Unmarshal(out, v); err != nil {
+		t.Fatalf("floor %s: %v", args[0], err)
+	}
 }
 
-// throughput runs clients goroutines sending token requests on c for d
-// and returns the requests served and their rate.
-func throughput(t *testing.T, c *ipc.Client, req ipc.TokenRequest, clients int, d time.Duration) (int, float64) {
-	t.Helper()
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	ctx := context.Background()
-	start := time.Now()
-	for range clients {
-		wg.Go(func() {
-			for time.Since(start) < d {
-				if _, err := c.Token(ctx, req); err != nil {
-					t.Error(err)
-					return
-				}
-				n.Add(1)
-			}
-		})
+func nanos(ns []int64) latencies {
+	out := make(latencies, len(ns))
+	for i, n := range ns {
+		out[i] = time.Duration(n)
 	}
-	wg.Wait()
-	return int(n.Load()), float64(n.Load()) / time.Since(start).Seconds()
+	return out
 }
 
 // timeProcess runs bin with args (stdout to /dev/null) and returns its

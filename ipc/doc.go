@@ -14,7 +14,15 @@
 //	POST /v1/revoke    RevokeRequest   -> RevokeResponse
 //
 // Errors are an Error body with the status documented for its code.
-// Bodies over MaxBodyBytes are refused; unknown fields are ignored.
+// Bodies over MaxBodyBytes are refused with too_large; the rest of such a
+// body is read and dropped (up to 4 MiB or 2 s) first, so that a client
+// that writes its whole request before reading gets the answer. Unknown
+// fields are ignored.
+//
+// Server and Client are net/http and encoding/json: one HTTP stack, no
+// hand-written parser on the trust boundary. An endpoint is one entry of
+// the routes table (routes.go); a handler that panics is answered 500 and
+// the server goes on.
 //
 // # Security
 //

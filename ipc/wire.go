@@ -171,20 +171,34 @@ type RevokeResponse struct {
 	Note          string `json:"note,omitempty"`
 }
 
-// Error codes and their HTTP statuses.
+// Error codes.
 const (
-	CodeInvalidRequest = "invalid_request"    // 400
-	CodeUnknownAccount = "unknown_account"    // 404
-	CodeNeedsLogin     = "needs_login"        // 409
-	CodeTooLarge       = "too_large"          // 413
-	CodeIdPError       = "idp_error"          // 502
-	CodeIdPUnavailable = "idp_unavailable"    // 503
-	CodeTimeout        = "timeout"            // 504
-	CodeInternal       = "internal"           // 500
-	CodeForbidden      = "forbidden"          // 403
-	CodeNotFound       = "not_found"          // 404 (no such endpoint)
-	CodeMethod         = "method_not_allowed" // 405
+	CodeInvalidRequest = "invalid_request"
+	CodeUnknownAccount = "unknown_account"
+	CodeNeedsLogin     = "needs_login"
+	CodeTooLarge       = "too_large"
+	CodeIdPError       = "idp_error"
+	CodeIdPUnavailable = "idp_unavailable"
+	CodeTimeout        = "timeout"
+	CodeInternal       = "internal"
+	CodeForbidden      = "forbidden"
+	CodeNotFound       = "not_found" // no such endpoint
+	CodeMethod         = "method_not_allowed"
 )
+
+// codeStatus is the HTTP status of each error code; others are 500.
+var codeStatus = map[string]int{
+	CodeInvalidRequest: http.StatusBadRequest,
+	CodeUnknownAccount: http.StatusNotFound,
+	CodeNeedsLogin:     http.StatusConflict,
+	CodeTooLarge:       http.StatusRequestEntityTooLarge,
+	CodeIdPError:       http.StatusBadGateway,
+	CodeIdPUnavailable: http.StatusServiceUnavailable,
+	CodeTimeout:        http.StatusGatewayTimeout,
+	CodeForbidden:      http.StatusForbidden,
+	CodeNotFound:       http.StatusNotFound,
+	CodeMethod:         http.StatusMethodNotAllowed,
+}
 
 // Error is the wire error body, and the error type the Backend returns to
 // choose a code. Message must never carry a secret.
@@ -202,33 +216,10 @@ func (e *Error) HTTPStatus() int {
 	if e.Status != 0 {
 		return e.Status
 	}
-	return statusForCode(e.Code)
-}
-
-// statusForCode maps a wire error code to its HTTP status.
-func statusForCode(code string) int {
-	switch code {
-	case CodeInvalidRequest:
-		return http.StatusBadRequest
-	case CodeForbidden:
-		return http.StatusForbidden
-	case CodeUnknownAccount, CodeNotFound:
-		return http.StatusNotFound
-	case CodeMethod:
-		return http.StatusMethodNotAllowed
-	case CodeNeedsLogin:
-		return http.StatusConflict
-	case CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case CodeIdPError:
-		return http.StatusBadGateway
-	case CodeIdPUnavailable:
-		return http.StatusServiceUnavailable
-	case CodeTimeout:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
+	if st, ok := codeStatus[e.Code]; ok {
+		return st
 	}
+	return http.StatusInternalServerError
 }
 
 // Error formats the code, account and message; it never carries a secret

@@ -3,10 +3,8 @@
 package ipc
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // secretToken is what the fake backend hands out; tests grep logs for it.
@@ -133,42 +133,18 @@ func (f *fakeBackend) Revoke(ctx context.Context, p Peer, r RevokeRequest) (Revo
 	return RevokeResponse{Account: r.Account, Where: "idp", ServerRevoked: true, SecretDeleted: true, PurgedTokens: 2}, nil
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
+// shortDir and eventually are the shared helpers under the names the
+// tests of this package use.
+var shortDir = testutil.ShortDir
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// shortDir returns a fresh 0700 directory with a path short enough for
-// sun_path (t.TempDir can exceed 108 bytes).
-func shortDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "nc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
+func eventually(cond func() bool) bool { return testutil.Eventually(2*time.Second, cond) }
 
 // testServer is a Server running on a real socket with a fake backend.
 type testServer struct {
 	path   string
 	srv    *Server
 	b      *fakeBackend
-	logs   *syncBuffer
+	logs   *testutil.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -184,7 +160,7 @@ func startServer(t testing.TB, b *fakeBackend, opts ServerOptions, configure ...
 	if err != nil {
 		t.Fatalf("Listen: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -229,7 +205,5 @@ func (ts *testServer) stop(t testing.TB) {
 		t.Fatalf("Run did not return after cancel")
 	}
 }
-
-var _ = fmt.Sprint
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -467,17 +467,6 @@ func readUntilClosed(c net.Conn) ([]byte, error) {
 	return got, err
 }
 
-// eventually polls cond for up to two seconds: the server logs a refusal
-// just after closing the connection the test waits on.
-func eventually(cond func() bool) bool {
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-	}
-	return cond()
-}
-
 func TestChunkedBodyTooLarge(t *testing.T) {
 	ts := startServer(t, nil, ServerOptions{})
 	c, err := net.Dial("unix", ts.path)

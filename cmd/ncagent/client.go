@@ -45,8 +45,7 @@ func (c *clientFlags) call(ctx context.Context, e *env, f func(context.Context, 
 	if err != nil {
 		return "", err
 	}
-	cl := ipc.NewClient(path)
-	defer cl.Close()
+	cl := ipc.NewClient(path) // its connection stays open for connect's caller
 	attempt := func() error {
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()

@@ -48,6 +48,19 @@ type cacheEntry struct {
 	aud string
 	key []string // sorted, de-duplicated requested scopes
 	tok Token
+	// early is the entry's early refresh: the account's, capped at a
+	// quarter of the lifetime the IdP issued, so that a token fresh from
+	// the IdP always serves however short its lifetime.
+	early time.Duration
+}
+
+// newEntry returns the cache entry of tok, issued at now, for an account
+// whose early refresh is early.
+func newEntry(aud string, key []string, tok Token, early time.Duration, now time.Time) cacheEntry {
+	if !tok.Expiry.IsZero() {
+		early = min(early, tok.Expiry.Sub(now)/4)
+	}
+	return cacheEntry{aud: aud, key: key, tok: tok, early: max(early, 0)}
 }
 
 // account is the broker's state of one configured account.
@@ -113,14 +126,18 @@ func (a *account) lock(ctx context.Context) error {
 func (a *account) unlock() { <-a.chain }
 
 // lookup returns the cached background token for (aud, scopes) when it has
-// more than need left. In single-token mode the one token of the audience
-// serves every scope set. Called with a.mu held (read). It does not
-// allocate.
-func (a *account) lookup(aud string, scopes []string, need time.Duration, now time.Time) (Token, bool) {
+// more than minValid left, and with early more than the entry's early
+// refresh too. In single-token mode the one token of the audience serves
+// every scope set. Called with a.mu held (read). It does not allocate.
+func (a *account) lookup(aud string, scopes []string, minValid time.Duration, early bool, now time.Time) (Token, bool) {
 	for i := range a.tokens {
 		e := &a.tokens[i]
 		if e.aud != aud || (!a.singleToken && !slices.Equal(e.key, scopes)) {
 			continue
+		}
+		need := minValid
+		if early {
+			need = max(need, e.early)
 		}
 		if e.tok.Valid(now, need) {
 			return e.tok, true
@@ -427,7 +444,7 @@ func (b *Broker) SignedIn(ctx context.Context, name string, secret Secret, initi
 		if t.Audience == "" {
 			t.Audience = a.cfg.Audience
 		}
-		a.tokens = []cacheEntry{{aud: t.Audience, key: key, tok: t}}
+		a.tokens = []cacheEntry{newEntry(t.Audience, key, t, a.early, now)}
 	}
 	a.scheduleKeepAlive(now)
 	changed := a.setState(StateSignedIn, nil)

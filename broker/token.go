@@ -59,13 +59,12 @@ func (b *Broker) Token(ctx context.Context, req TokenRequest) (Token, error) {
 		aud = a.cfg.Audience
 	}
 	scopes := normScopes(req.Scopes, a.defScopes, buf[:0])
-	need := max(req.MinValid, a.early)
-	t, ok := a.lookup(aud, scopes, need, now)
+	t, ok := a.lookup(aud, scopes, req.MinValid, true, now)
 	a.mu.RUnlock()
 	if ok {
 		return t, nil
 	}
-	return b.refreshToken(ctx, a, aud, scopes, need, false)
+	return b.refreshToken(ctx, a, aud, scopes, req.MinValid, false)
 }
 
 // normScopes returns the sorted, de-duplicated requested scopes (def when
@@ -95,7 +94,7 @@ func normScopes(req, def, buf []string) []string {
 
 // refreshToken obtains a token for (aud, scopes) through the refresh chain.
 // With force it refreshes even when the cache could serve (keep-alive).
-func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqScopes []string, need time.Duration, force bool) (Token, error) {
+func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqScopes []string, minValid time.Duration, force bool) (Token, error) {
 	// reqScopes may live in the caller's stack buffer: only a copy is kept
 	// (a distinct variable, so escape analysis keeps the buffer on the
 	// stack).
@@ -114,7 +113,10 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 	}()
 	a.mu.RLock()
 	now := b.now()
-	t, ok := a.lookup(aud, scopes, need, now)
+	// A waiter that finds the token another caller just fetched is served
+	// by it: the entry's early refresh is capped at a quarter of its
+	// lifetime, so a fresh token always qualifies.
+	t, ok := a.lookup(aud, scopes, minValid, true, now)
 	if force {
 		// A keep-alive is due no longer when a caller refreshed the chain
 		// while it waited.
@@ -189,7 +191,7 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 func (b *Broker) stale(a *account, aud string, scopes []string) (Token, bool) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	t, ok := a.lookup(aud, scopes, 0, b.now())
+	t, ok := a.lookup(aud, scopes, 0, false, b.now())
 	if ok {
 		b.log.Info("identity provider unavailable: serving a cached token", "account", a.name, "expiry", t.Expiry)
 	}
@@ -463,8 +465,8 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 	tok := issuedToken(a.name, cfg, tr, tokenType, aud, scopes, now)
 	wider := len(scopes) > 0 && !subset(tok.Scopes, scopes)
 	granted := tok.Scopes
-	entry := cacheEntry{aud: aud, key: scopes, tok: tok}
 	a.mu.Lock()
+	entry := newEntry(aud, scopes, tok, a.early, now)
 	logST := false
 	if wider && !a.singleToken {
 		a.singleToken = true

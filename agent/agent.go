@@ -390,12 +390,17 @@ func wireError(account string, err error) error {
 			Message: fmt.Sprintf("account %s needs sign-in: run ncagent login %s", account, account)}
 	case errors.Is(err, broker.ErrSubjectToken):
 		return &ipc.Error{Code: ipc.CodeInvalidRequest, Account: account, Message: err.Error()}
+	case errors.Is(err, broker.ErrUnavailable):
+		// Retries spent on 5xx, 429, network faults or timeouts: the
+		// provider is unavailable, whatever its last answer was (the
+		// message carries its last status). Only a definite OAuth error
+		// below is idp_error.
+		return &ipc.Error{Code: ipc.CodeIdPUnavailable, Account: account,
+			Message: err.Error() + ": try again later, or check the identity provider"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &ipc.Error{Code: ipc.CodeTimeout, Account: account, Message: "the identity provider did not answer in time: " + err.Error()}
 	case errors.As(err, &idp):
 		return &ipc.Error{Code: ipc.CodeIdPError, Account: account, IdPError: idp.Code, Message: err.Error()}
-	case errors.Is(err, broker.ErrUnavailable):
-		return &ipc.Error{Code: ipc.CodeIdPUnavailable, Account: account, Message: err.Error()}
 	case errors.Is(err, ErrNoKeychain), errors.Is(err, ErrKeychainLocked), errors.Is(err, ErrKeychainTimeout):
 		return &ipc.Error{Code: ipc.CodeInternal, Status: http.StatusServiceUnavailable, Account: account, Message: err.Error()}
 	}

@@ -143,6 +143,7 @@ func (s *Server) writeAuthorizeError(ctx context.Context, w http.ResponseWriter,
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.tokenMu.Lock()
 	defer s.tokenMu.Unlock()
+	defer s.delayAnswer(r)
 	ctx := r.Context()
 	ar, err := s.provider.NewAccessRequest(ctx, r, newSession("", s.URL, s.kid))
 	if err != nil {

@@ -124,3 +124,35 @@ func (s *Server) EditDiscovery(fn func(doc map[string]any)) {
 	defer s.mu.Unlock()
 	s.editDiscovery = fn
 }
+
+// SetAnswerDelay delays the answer of every later refresh_token grant by
+// d after the server processed it: the refresh token is rotated at once
+// (and a reuse detected at once), but the client sees the answer d later,
+// like a provider whose reply is slow after it committed. Other token
+// requests are served meanwhile. Zero removes the delay.
+func (s *Server) SetAnswerDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answerDelay = d
+}
+
+// delayAnswer applies SetAnswerDelay to a processed refresh grant. It runs
+// after the response is composed and the grant committed, before the
+// response is flushed: it releases tokenMu first, so the delay is the
+// answer's, not the server's.
+func (s *Server) delayAnswer(r *http.Request) {
+	s.mu.Lock()
+	d := s.answerDelay
+	s.mu.Unlock()
+	if d <= 0 || r.PostForm.Get("grant_type") != "refresh_token" {
+		return
+	}
+	s.tokenMu.Unlock()
+	defer s.tokenMu.Lock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+	}
+}

@@ -131,6 +131,7 @@ type Server struct {
 	nonce          *string // nil: the requested nonce
 	fault          func(http.ResponseWriter, *http.Request) bool
 	latency        time.Duration
+	answerDelay    time.Duration // SetAnswerDelay
 	editDiscovery  func(map[string]any)
 }
 

@@ -98,6 +98,8 @@ type Broker struct {
 	jwks   map[string]*jwksCache // by JWKS URL
 
 	kick chan struct{} // 1-buffered: wakes Run to recompute its schedule
+
+	stop *stopState // graceful stop and chain timing (shutdown.go)
 }
 
 // New returns a Broker. Add accounts with SetAccount; start the keep-alive
@@ -122,6 +124,7 @@ func New(opts Options) *Broker {
 		disc:             map[string]*discEntry{},
 		jwks:             map[string]*jwksCache{},
 		kick:             make(chan struct{}, 1),
+		stop:             newStopState(),
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))

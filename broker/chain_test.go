@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -58,4 +60,122 @@ func TestShortLifetimeSharesOneRefresh(t *testing.T) {
 			t.Errorf("got early %s for a 1h token, want the configured 30s", e.early)
 		}
 	})
+}
+
+// TestSlowAnswerNoReuse: a provider that rotates at once but answers late.
+// The caller gets its timeout; the refresh goes on detached, its rotated
+// token is adopted, and the next refresh sends that one, never the
+// consumed one (which would revoke the whole grant at idptest).
+func TestSlowAnswerNoReuse(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		delay, caller time.Duration
+		answer        time.Duration
+		long          bool
+	}{
+		{"scaled", 3 * time.Second, 500 * time.Millisecond, 10 * time.Second, false},
+		{"40s answer, default bounds", 40 * time.Second, callerWait, answerWait, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.long && testing.Short() {
+				t.Skip("takes 40s")
+			}
+			it := newIntegration(t, idptest.Options{}, idptest.PublicClientID, nil)
+			it.b.stop.callerWait, it.b.stop.answerWait = tc.caller, tc.answer
+			it.idp.SetAnswerDelay(tc.delay)
+			begin := time.Now()
+			_, err := it.b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}})
+			if !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("got %v, want the caller's timeout (ErrUnavailable)", err)
+			}
+			if d := time.Since(begin); d > tc.caller+2*time.Second {
+				t.Errorf("the caller waited %s, want about %s", d, tc.caller)
+			}
+			it.idp.SetAnswerDelay(0)
+			// This request waits on the chain for the detached answer, then
+			// refreshes with the rotated token.
+			got, err := it.b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"calendar"}})
+			if err != nil {
+				t.Fatalf("the chain did not continue: %v", err)
+			}
+			if active, _, _ := it.idp.Introspect(got.AccessToken.Reveal()); !active {
+				t.Error("the token served is not active at the provider")
+			}
+			if !it.idp.RefreshTokenActive(it.memRefresh().Reveal()) {
+				t.Error("the grant is gone: a consumed refresh token was sent")
+			}
+			if s, _ := it.store.get("work"); s != it.memRefresh() {
+				t.Error("the store does not hold the newest refresh token")
+			}
+			if got := it.idp.Calls("refresh_token"); got != 2 {
+				t.Errorf("got %d refresh calls, want 2 (nothing resent while the first was unanswered)", got)
+			}
+		})
+	}
+}
+
+// TestShutdownWaitsForRefreshInFlight: Shutdown while refreshes are in
+// flight (their callers gone) waits for each answer and stores what it
+// rotated; a broker started afterwards on the same store keeps the chain.
+func TestShutdownWaitsForRefreshInFlight(t *testing.T) {
+	it := newIntegration(t, idptest.Options{}, idptest.PublicClientID, nil)
+	for i := range 20 {
+		delay := time.Duration(rand.Int64N(int64(800 * time.Millisecond)))
+		it.idp.SetAnswerDelay(delay)
+		ctx, cancel := context.WithCancel(context.Background())
+		b := New(Options{Store: it.store})
+		if err := b.SetAccount(it.b.get("work").cfg); err != nil {
+			t.Fatal(err)
+		}
+		runDone := make(chan struct{})
+		go func() { b.Run(ctx); close(runDone) }()
+		var wg sync.WaitGroup
+		for _, sc := range []string{"files", "calendar", "contacts"} {
+			wg.Go(func() { b.Token(ctx, TokenRequest{Account: "work", Scopes: []string{sc}}) })
+		}
+		time.Sleep(time.Duration(rand.Int64N(int64(delay + 50*time.Millisecond))))
+		b.Stop()
+		cancel() // the callers and the scheduler go away
+		if err := b.Shutdown(context.Background()); err != nil {
+			t.Fatalf("round %d: shutdown: %v", i, err)
+		}
+		wg.Wait()
+		<-runDone
+		it.idp.SetAnswerDelay(0)
+		s, _ := it.store.get("work")
+		if !it.idp.RefreshTokenActive(s.Reveal()) {
+			t.Fatalf("round %d (answer delay %s): the stored refresh token is dead: the grant was lost", i, delay)
+		}
+	}
+	// The next start serves without a sign-in.
+	b := New(Options{Store: it.store})
+	if err := b.SetAccount(it.b.get("work").cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
+		t.Fatalf("after the restarts: %v", err)
+	}
+}
+
+// TestStopRefusesNewWork: after Stop nothing is sent; a cached token still
+// serves.
+func TestStopRefusesNewWork(t *testing.T) {
+	it := newIntegration(t, idptest.Options{}, idptest.PublicClientID, nil)
+	if _, err := it.b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
+		t.Fatal(err)
+	}
+	it.b.Stop()
+	if _, err := it.b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
+		t.Errorf("a cached token after Stop: %v", err)
+	}
+	_, err := it.b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"calendar"}})
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("got %v, want a refusal wrapping ErrUnavailable", err)
+	}
+	if got := it.idp.Calls("refresh_token"); got != 1 {
+		t.Errorf("got %d refresh calls, want 1 (none after Stop)", got)
+	}
+	if st, _ := it.b.AccountStatus("work"); st.State != StateSignedIn {
+		t.Errorf("got state %q after Stop, want signed-in", st.State)
+	}
 }

@@ -132,7 +132,7 @@ func (b *Broker) keepAlive(ctx context.Context, a *account) {
 	a.mu.RLock()
 	aud, scopes := a.cfg.Audience, a.defScopes
 	a.mu.RUnlock()
-	kctx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	kctx, cancel := context.WithTimeout(ctx, b.stop.callerWait)
 	defer cancel()
 	b.log.Debug("keep-alive refresh", "account", a.name)
 	_, err := b.refreshToken(kctx, a, aud, scopes, 0, true)

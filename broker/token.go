@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,16 +13,9 @@ import (
 	"github.com/ncagent/ncagent/internal/untrusted"
 )
 
-const (
-	// attemptTimeout bounds one refresh call to the IdP. A refresh call is
-	// not cancelled when its caller gives up (see refreshWith).
-	attemptTimeout = 30 * time.Second
-	// defaultLifetime is assumed when a token response has no expires_in
-	// (https://www.rfc-editor.org/rfc/rfc6749#section-5.1 only RECOMMENDS it).
-	defaultLifetime = 5 * time.Minute
-	// maxPutBackoff bounds the wait between retries of a failed Store write.
-	maxPutBackoff = time.Minute
-)
+// defaultLifetime is assumed when a token response has no expires_in
+// (https://www.rfc-editor.org/rfc/rfc6749#section-5.1 only RECOMMENDS it).
+const defaultLifetime = 5 * time.Minute
 
 // Token returns a background token of the account for the requested
 // scopes and audience, valid for more than max(req.MinValid, the account's
@@ -126,6 +120,12 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 	if ok {
 		return t, nil // another caller refreshed while we waited
 	}
+	if b.stop.stopping() {
+		if t, ok := b.stale(a, aud, scopes); ok {
+			return t, nil
+		}
+		return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("refresh: %w", errStopping)}
+	}
 	b.flushSecret(a)
 	secret, cfg, err := b.loadSecret(a)
 	if err != nil {
@@ -177,6 +177,13 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 			return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("refresh: %w: %w", ErrNeedsLogin, ie)}
 		}
 		if errors.Is(err, ErrUnavailable) {
+			if b.stop.stopping() {
+				// Cut short by the stop, not an IdP outage.
+				if t, ok := b.stale(a, aud, scopes); ok {
+					return t, nil
+				}
+				return Token{}, &AccountError{Account: a.name, Err: err}
+			}
 			return b.offline(a, aud, scopes, err)
 		}
 		a.mu.Lock()
@@ -332,8 +339,7 @@ func (a *account) recordPut(s Secret, err error, now time.Time) {
 		return
 	}
 	a.putFails++
-	d := min(time.Second<<min(a.putFails-1, 10), maxPutBackoff)
-	a.nextPut = now.Add(d)
+	a.nextPut = now.Add(putBackoff(a.putFails))
 	a.lastErr = fmt.Sprintf("store rotated refresh token: %v", err)
 }
 
@@ -358,15 +364,27 @@ type postResult struct {
 // refreshWith runs the refresh grant with secret, with bounded retries.
 // Called with the chain held.
 //
-// Each IdP call runs detached from ctx (bounded by attemptTimeout): if the
-// caller gives up while a call is in flight, the chain is handed to a
-// goroutine that waits for the answer, stores a rotated refresh token and
-// caches the access token, then releases the chain (*held becomes false).
-// Cancelling the call instead could lose a rotated refresh token the IdP
-// already issued, and with it the grant.
+// A refresh grant that has been sent is an unknown outcome until its answer
+// arrives: the IdP may already have rotated the refresh token. So each IdP
+// call runs detached from ctx, bounded only by answerWait; nothing else is
+// sent on the chain until it ends; and it is retried only when nothing was
+// sent (the connection could not be made) or the IdP answered 5xx or 429.
+// The caller waits for the answer at most callerWait (or until ctx ends):
+// then the chain is handed to a goroutine that waits for the answer,
+// stores a rotated refresh token and caches the access token, then
+// releases the chain (*held becomes false). Cancelling the call instead
+// could lose a rotated refresh token the IdP already issued, and with it
+// the grant.
 func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secret Secret, aud string, scopes []string, held *bool) (Token, error) {
 	var tok Token
-	err := b.withRetry(ctx, "refresh", func() error {
+	// The backoff between attempts ends when the broker stops; an IdP call
+	// already sent never does.
+	rctx, cancel := b.stop.bind(ctx)
+	defer cancel()
+	err := b.withRetry(rctx, "refresh", func() error {
+		if b.stop.stopping() {
+			return errStopping
+		}
 		endpoint, err := b.tokenEndpoint(ctx, cfg)
 		if err != nil {
 			return err
@@ -391,12 +409,14 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 		}
 		b.log.Debug("refresh", "account", a.name, "scopes", scopes, "audience", aud)
 		done := make(chan postResult, 1)
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), attemptTimeout)
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), b.stop.answerWait)
 		go func() {
-			defer cancel()
+			defer acancel()
 			body, err := b.postForm(actx, "refresh", cfg, endpoint, form)
 			done <- postResult{body, err}
 		}()
+		wait := time.NewTimer(b.stop.callerWait)
+		defer wait.Stop()
 		var r postResult
 		select {
 		case r = <-done:
@@ -404,6 +424,10 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 			*held = false
 			go b.finishDetached(a, cfg, secret, aud, scopes, done)
 			return fmt.Errorf("refresh: %w", ctx.Err())
+		case <-wait.C:
+			*held = false
+			go b.finishDetached(a, cfg, secret, aud, scopes, done)
+			return fmt.Errorf("refresh: %w: no answer within %s (the refresh goes on in the background)", ErrUnavailable, b.stop.callerWait)
 		}
 		if r.err != nil {
 			var ie *IdPError
@@ -411,12 +435,34 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 				// The token endpoint moved: drop the discovery document.
 				b.forgetDiscovery(cfg.Issuer)
 			}
-			return r.err
+			return settled(r.err, b.stop.answerWait)
 		}
 		tok, err = b.applyRefresh(a, cfg, secret, aud, scopes, r.body)
 		return err
 	})
 	return tok, err
+}
+
+// settled turns a failed refresh call into an error withRetry retries only
+// when resending the refresh token cannot be a reuse: the IdP answered (5xx
+// or 429: it did not take the grant), or the connection could not be made.
+// A fault after the request may have reached the IdP is final for this
+// refresh; the next refresh sends the same token, which the IdP still
+// accepts unless it rotated it.
+func settled(err error, bound time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("refresh: %w: no answer within %s", ErrUnavailable, bound)
+	}
+	var te *transientError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var ie *IdPError
+	var oe *net.OpError
+	if errors.As(te.err, &ie) || (errors.As(te.err, &oe) && oe.Op == "dial") {
+		return err
+	}
+	return fmt.Errorf("%w: the request may have reached the provider, not resent: %w", ErrUnavailable, te.err)
 }
 
 // finishDetached completes a refresh call whose caller gave up, then
@@ -425,12 +471,14 @@ func (b *Broker) finishDetached(a *account, cfg Account, secret Secret, aud stri
 	defer a.unlock()
 	r := <-done
 	if r.err != nil {
-		b.log.Debug("abandoned refresh failed", "account", a.name, "err", r.err.Error())
+		b.log.Info("refresh whose caller gave up failed", "account", a.name, "err", r.err.Error())
 		return
 	}
 	if _, err := b.applyRefresh(a, cfg, secret, aud, scopes, r.body); err != nil {
-		b.log.Debug("abandoned refresh: bad response", "account", a.name, "err", err.Error())
+		b.log.Info("refresh whose caller gave up: bad response", "account", a.name, "err", err.Error())
+		return
 	}
+	b.log.Info("refresh whose caller gave up completed", "account", a.name)
 }
 
 // applyRefresh processes a 200 answer of the refresh grant: a rotated

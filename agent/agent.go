@@ -156,12 +156,26 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 		pending--
 		errs = append(errs, err)
 	}
+	// The stop sequence: take no new work (no refresh is sent from now on;
+	// requests the cache cannot serve are refused at once, so the server
+	// drains quickly), stop the server and the scheduler, then wait for
+	// every refresh already sent and store what it rotated.
+	a.broker.Stop()
 	cancel()
 	for ; pending > 0; pending-- {
 		errs = append(errs, <-errc)
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownWriteWait)
+	defer scancel()
+	if err := a.broker.Shutdown(sctx); err != nil {
+		a.log.Error("stopped with a rotated refresh token not stored: the next start needs a sign-in", "err", err.Error())
+	}
 	return errors.Join(errs...)
 }
+
+// shutdownWriteWait bounds, at shutdown, the retries of a Store write of a
+// rotated refresh token that is still only in memory.
+const shutdownWriteWait = 10 * time.Second
 
 // Close stops Run. It is safe to call more than once.
 func (a *Agent) Close() error {

@@ -449,6 +449,7 @@ func (b *Broker) SignedIn(ctx context.Context, name string, secret Secret, initi
 	a.scheduleKeepAlive(now)
 	changed := a.setState(StateSignedIn, nil)
 	a.mu.Unlock()
+	b.saveChainTimes(a)
 	b.log.Info("account signed in", "account", name)
 	if changed {
 		b.emit(Event{Account: name, State: StateSignedIn})

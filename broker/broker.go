@@ -63,6 +63,9 @@ type Options struct {
 	// HTTPClient, when set, is used for every IdP call instead of the
 	// per-CA-bundle clients made by NewHTTPClient.
 	HTTPClient *http.Client
+	// ChainTimes, when set, keeps when each stored refresh token was last
+	// refreshed, so that a restart does not refresh every chain at once.
+	ChainTimes ChainTimesStore
 }
 
 // Broker serves tokens of the configured accounts, owning each account's
@@ -99,7 +102,8 @@ type Broker struct {
 
 	kick chan struct{} // 1-buffered: wakes Run to recompute its schedule
 
-	stop *stopState // graceful stop and chain timing (shutdown.go)
+	stop  *stopState      // graceful stop and chain timing (shutdown.go)
+	times ChainTimesStore // Options.ChainTimes; may be nil
 }
 
 // New returns a Broker. Add accounts with SetAccount; start the keep-alive
@@ -125,6 +129,7 @@ func New(opts Options) *Broker {
 		jwks:             map[string]*jwksCache{},
 		kick:             make(chan struct{}, 1),
 		stop:             newStopState(),
+		times:            opts.ChainTimes,
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))

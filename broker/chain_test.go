@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -177,5 +178,73 @@ func TestStopRefusesNewWork(t *testing.T) {
 	}
 	if st, _ := it.b.AccountStatus("work"); st.State != StateSignedIn {
 		t.Errorf("got state %q after Stop, want signed-in", st.State)
+	}
+}
+
+// memTimes is an in-memory ChainTimesStore.
+type memTimes struct {
+	mu sync.Mutex // guards m
+	m  map[string]ChainTimes
+}
+
+func (m *memTimes) LoadChainTimes(account string) (ChainTimes, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.m[account]
+	return t, ok
+}
+
+func (m *memTimes) SaveChainTimes(account string, t ChainTimes) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.m[account] = t
+}
+
+// TestStartDoesNotRefresh: a restarted broker whose chain times are known
+// keeps the chain alive on schedule instead of refreshing at once; without
+// them it refreshes at once (when the stored token was issued is unknown).
+func TestStartDoesNotRefresh(t *testing.T) {
+	for _, known := range []bool{true, false} {
+		t.Run(fmt.Sprintf("times known=%v", known), func(t *testing.T) {
+			it := newIntegration(t, idptest.Options{}, idptest.PublicClientID, nil)
+			times := &memTimes{m: map[string]ChainTimes{}}
+			b := New(Options{Store: it.store, ChainTimes: times})
+			cfg := it.b.get("work").cfg
+			if err := b.SetAccount(cfg); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Token(context.Background(), TokenRequest{Account: "work"}); err != nil {
+				t.Fatal(err)
+			}
+			saved, ok := times.LoadChainTimes("work")
+			if s, _ := it.store.get("work"); !ok || saved.ID != ChainID(s) {
+				t.Fatalf("got chain times %+v (saved %v), want those of the stored token", saved, ok)
+			}
+			if !known {
+				times.m = map[string]ChainTimes{}
+			}
+			it.idp.ResetCalls()
+			restarted := New(Options{Store: it.store, ChainTimes: times})
+			if err := restarted.SetAccount(cfg); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { restarted.Run(ctx); close(done) }()
+			time.Sleep(500 * time.Millisecond)
+			cancel()
+			<-done
+			want := 0
+			if !known {
+				want = 1
+			}
+			if got := it.idp.Calls("refresh_token"); got != want {
+				t.Errorf("got %d refreshes at start, want %d", got, want)
+			}
+			st, _ := restarted.AccountStatus("work")
+			if st.State != StateSignedIn {
+				t.Errorf("got state %q, want signed-in", st.State)
+			}
+		})
 	}
 }

@@ -264,11 +264,7 @@ func (b *Broker) loadSecret(a *account) (Secret, Account, error) {
 	a.mu.Lock()
 	a.setSecret(s)
 	changed := a.setState(StateSignedIn, nil)
-	if a.nextKeep.IsZero() && a.cfg.Kind == KindOIDC && a.cfg.KeepAlive >= 0 {
-		// When the stored refresh token was issued is unknown: keep it
-		// alive right away.
-		a.nextKeep = b.now()
-	}
+	b.restoreKeepAlive(a, s, b.now())
 	a.mu.Unlock()
 	if changed {
 		b.emit(Event{Account: a.name, State: StateSignedIn})
@@ -318,6 +314,7 @@ func (b *Broker) flushSecret(a *account) {
 		return
 	}
 	b.log.Info("rotated refresh token stored", "account", a.name)
+	b.saveChainTimes(a)
 	if failed {
 		// The account is no longer degraded: tell the listeners (the tray).
 		a.mu.RLock()
@@ -556,6 +553,8 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 	if putErr != nil {
 		b.emit(Event{Account: a.name, State: StateSignedIn, Err: fmt.Errorf("store rotated refresh token: %w", putErr)})
 		b.wake()
+	} else {
+		b.saveChainTimes(a)
 	}
 	b.log.Debug("refreshed", "account", a.name, "token", tok)
 	return tok, nil

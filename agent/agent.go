@@ -40,6 +40,11 @@ type Options struct {
 	Now     func() time.Time
 	// SignInTimeout overrides the default sign-in timeouts (tests).
 	SignInTimeout time.Duration
+	// ChainTimesPath is the file that keeps when each stored refresh token
+	// was last refreshed (no secret), so that a restart does not refresh
+	// every chain at once. Default: chain-times.json under the user cache
+	// dir.
+	ChainTimesPath string
 }
 
 // Agent is the ncagent daemon: it owns every account's refresh chain
@@ -101,11 +106,21 @@ func New(opts Options) (*Agent, error) {
 		subs:    map[chan struct{}]bool{},
 		closeCh: make(chan struct{}),
 	}
+	if opts.ChainTimesPath == "" {
+		if p, err := defaultChainTimesPath(); err == nil {
+			opts.ChainTimesPath = p
+		}
+	}
+	var times broker.ChainTimesStore
+	if opts.ChainTimesPath != "" {
+		times = &chainTimesFile{path: opts.ChainTimesPath, log: opts.Logger}
+	}
 	a.broker = broker.New(broker.Options{
-		Store:   opts.Store,
-		Logger:  opts.Logger,
-		Now:     opts.Now,
-		OnEvent: a.onEvent,
+		Store:      opts.Store,
+		Logger:     opts.Logger,
+		Now:        opts.Now,
+		OnEvent:    a.onEvent,
+		ChainTimes: times,
 	})
 	for _, name := range a.accountNames() {
 		if err := a.installAccount(name, cfg.Accounts[name]); err != nil {

@@ -74,7 +74,7 @@ func clientAuthOf(a Account) ClientAuth {
 // client for its CA bundle: the refresh chain, the exchange and revocation
 // send their requests this way.
 func (b *Broker) postForm(ctx context.Context, op string, cfg Account, endpoint string, form url.Values) ([]byte, error) {
-	client, err := b.clientFor(cfg.CAPEM)
+	client, err := b.clientForCall(ctx, cfg.CAPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}

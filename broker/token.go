@@ -406,7 +406,7 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 		}
 		b.log.Debug("refresh", "account", a.name, "scopes", scopes, "audience", aud)
 		done := make(chan postResult, 1)
-		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), b.stop.answerWait)
+		actx, acancel := context.WithTimeout(withAnswerWait(context.WithoutCancel(ctx)), b.stop.answerWait)
 		go func() {
 			defer acancel()
 			body, err := b.postForm(actx, "refresh", cfg, endpoint, form)

@@ -159,6 +159,13 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: a.log, Socket: a.opts.Socket})
 	errc := make(chan error, 2)
 	go func() { errc <- a.broker.Run(ctx) }()
+	if w, ok := a.store.(interface {
+		Watch(context.Context, func())
+	}); ok {
+		// A pending write of a rotated refresh token is retried the moment
+		// the Secret Service is back, not after its backoff.
+		go w.Watch(ctx, a.broker.StoreAvailable)
+	}
 	go func() { errc <- srv.Run(ctx, ln) }()
 	// Wait for both: the server's return is what removes the socket, so
 	// returning early would leave it behind for a moment.

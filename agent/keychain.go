@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -88,10 +89,15 @@ func NewKeychain(service string, timeout time.Duration) *Keychain {
 	return &Keychain{
 		service: service,
 		timeout: timeout,
-		kr:      globalKeyring{},
+		kr:      platformKeyring(timeout),
 		sem:     make(chan struct{}, 1),
 	}
 }
+
+// Watch calls onBack whenever the Secret Service (re)appears on the session
+// bus, so that a pending write is retried at once, until ctx ends. Where
+// there is no Secret Service it returns at once.
+func (k *Keychain) Watch(ctx context.Context, onBack func()) { watchKeyring(ctx, k.kr, onBack) }
 
 // Get returns the account's refresh token or app password, or an error
 // wrapping broker.ErrNotFound when there is none. The result must not be

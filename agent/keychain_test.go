@@ -451,6 +451,7 @@ func TestKeychainChild(t *testing.T) {
 		for _, tt := range tests {
 			keyring.MockInitWithError(tt.err)
 			k := NewKeychain("ncagent-test-child", time.Second)
+			k.kr = globalKeyring{} // writes too through go-keyring's mock
 			if err := k.Put("work", testSecret); !errors.Is(err, tt.want) && tt.want != broker.ErrNotFound {
 				t.Errorf("Put with %v: got %v, want %v", tt.err, err, tt.want)
 			}
@@ -460,6 +461,7 @@ func TestKeychainChild(t *testing.T) {
 		}
 		keyring.MockInit()
 		k := NewKeychain("ncagent-test-child", time.Second)
+		k.kr = globalKeyring{}
 		if err := k.Put("work", testSecret); err != nil {
 			t.Fatal(err)
 		}

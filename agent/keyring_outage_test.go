@@ -1,0 +1,208 @@
+//go:build linux
+
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/ncagent/ncagent/ipc"
+)
+
+const outageChildEnv = "NCAGENT_TEST_OUTAGE_CHILD"
+
+// privateKeyring is a gnome-keyring on a private session bus that offers
+// no activatable services (so nothing restarts it behind the test's back),
+// with a known password so that it can be killed and started again.
+type privateKeyring struct {
+	t        *testing.T
+	bus      *dbus.Conn
+	password string
+	env      []string
+}
+
+// startPrivateBus starts dbus-daemon with no service directories and
+// points this process at it. Only a fresh child process may call it: the
+// D-Bus clients of the process must not have connected yet.
+func startPrivateBus(t *testing.T) *privateKeyring {
+	t.Helper()
+	daemon, err := exec.LookPath("dbus-daemon")
+	if err != nil {
+		t.Skip("needs dbus-daemon")
+	}
+	if _, err := exec.LookPath("gnome-keyring-daemon"); err != nil {
+		t.Skip("needs gnome-keyring-daemon")
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bus")
+	conf := filepath.Join(dir, "bus.conf")
+	if err := os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path=`+sock+`</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork", "--nopidfile")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("dbus-daemon did not create its socket")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	addr := "unix:path=" + sock
+	data := filepath.Join(dir, "data")
+	os.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)
+	os.Setenv("XDG_DATA_HOME", data)
+	os.Setenv("NCAGENT_TEST_SECRET_SERVICE", "1")
+	bus, err := dbus.Connect(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	k := &privateKeyring{t: t, bus: bus, password: fmt.Sprintf("pw-%d", time.Now().UnixNano()),
+		env: append(os.Environ(), "DBUS_SESSION_BUS_ADDRESS="+addr, "XDG_DATA_HOME="+data)}
+	k.start()
+	t.Cleanup(func() {
+		if pid := k.pid(); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	return k
+}
+
+// start runs gnome-keyring-daemon, unlocked with the password, and waits
+// until it owns the Secret Service name.
+func (k *privateKeyring) start() {
+	k.t.Helper()
+	cmd := exec.Command("gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize")
+	cmd.Env = k.env
+	cmd.Stdin = strings.NewReader(k.password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		k.t.Fatalf("gnome-keyring-daemon: %v: %s", err, out)
+	}
+	for deadline := time.Now().Add(5 * time.Second); k.pid() <= 0; {
+		if time.Now().After(deadline) {
+			k.t.Fatal("gnome-keyring-daemon did not take the Secret Service name")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pid is the process owning the Secret Service name, 0 when none.
+func (k *privateKeyring) pid() int {
+	var pid uint32
+	if err := k.bus.Object("org.freedesktop.DBus", "/org/freedesktop/DBus").Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, ssName).Store(&pid); err != nil {
+		return 0
+	}
+	return int(pid)
+}
+
+// kill SIGKILLs the keyring and waits until its name is gone.
+func (k *privateKeyring) kill() {
+	k.t.Helper()
+	pid := k.pid()
+	if pid <= 0 {
+		k.t.Fatal("no keyring to kill")
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	for k.pid() > 0 {
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestKeyringOutage: the keyring is killed, a refresh rotates the refresh
+// token while it is gone (the write fails, again and again), and 0.1 s
+// later the keyring is back: the pending write lands within 1 s of its
+// return (the Secret Service reappearing on the bus is the signal), not
+// after a long backoff, and the chain is intact.
+func TestKeyringOutage(t *testing.T) {
+	if os.Getenv(outageChildEnv) == "" {
+		if _, err := exec.LookPath("gnome-keyring-daemon"); err != nil {
+			t.Skip("needs gnome-keyring-daemon")
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(exe, "-test.run=^TestKeyringOutage$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), outageChildEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if strings.Contains(string(out), "--- SKIP: TestKeyringOutage") {
+			t.Skipf("child skipped:\n%s", out)
+		}
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestKeyringOutage") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		t.Logf("child:\n%s", out)
+		return
+	}
+	kr := startPrivateBus(t)
+	r := newChainRig(t)
+	rn := r.start(t)
+	defer rn.stop(t, 15*time.Second)
+	ctx := context.Background()
+	if _, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	killed := time.Now()
+	kr.kill()
+	// Rotations while the keyring is gone: each write fails, and the
+	// backoff of the pending write grows.
+	for _, sc := range scopeSets[1:8] {
+		if _, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: sc}); err != nil {
+			t.Fatalf("refresh during the outage: %v", err)
+		}
+	}
+	st, err := rn.client.Status(ctx)
+	if err != nil || len(st.Accounts) != 1 || !st.Accounts[0].Degraded {
+		t.Fatalf("got status %+v (%v), want the account degraded (write pending)", st, err)
+	}
+	time.Sleep(time.Until(killed.Add(100 * time.Millisecond)))
+	kr.start()
+	back := time.Now()
+	for {
+		st, err := rn.client.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Accounts[0].Degraded {
+			break
+		}
+		if time.Since(back) > 10*time.Second {
+			t.Fatal("the pending write did not land within 10s of the keyring's return")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	took := time.Since(back)
+	t.Logf("keyring gone %s; the pending write landed %s after it returned", back.Sub(killed).Round(time.Millisecond), took.Round(time.Millisecond))
+	if took > time.Second {
+		t.Errorf("the pending write landed %s after the keyring returned, want within 1s", took)
+	}
+	r.grantAlive(t, "after the outage")
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,56 @@ func TestStartDoesNotRefresh(t *testing.T) {
 				t.Errorf("got state %q, want signed-in", st.State)
 			}
 		})
+	}
+}
+
+// TestShutdownRetriesPendingWrite: a rotated refresh token only in memory
+// at shutdown is written as soon as the store takes it, within the bound;
+// when the store never does, Shutdown says so.
+func TestShutdownRetriesPendingWrite(t *testing.T) {
+	for _, opens := range []bool{true, false} {
+		t.Run(fmt.Sprintf("store opens=%v", opens), func(t *testing.T) {
+			it := newIntegration(t, idptest.Options{}, idptest.PublicClientID, nil)
+			it.store.failPuts(errStoreLocked)
+			if _, err := it.b.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
+				t.Fatal(err)
+			}
+			if st, _ := it.b.AccountStatus("work"); !st.Degraded {
+				t.Fatal("got degraded false, want a pending write")
+			}
+			if opens {
+				time.AfterFunc(700*time.Millisecond, func() { it.store.failPuts(nil) })
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			begin := time.Now()
+			err := it.b.Shutdown(ctx)
+			took := time.Since(begin)
+			s, _ := it.store.get("work")
+			if opens {
+				if err != nil || s != it.memRefresh() {
+					t.Fatalf("got %v (store has the newest: %v), want the write done at shutdown", err, s == it.memRefresh())
+				}
+				if took > 1500*time.Millisecond {
+					t.Errorf("the write landed %s after shutdown began, want soon after the store opened at 0.7s", took)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "not stored") {
+				t.Errorf("got %v, want an error saying the rotated refresh token was not stored", err)
+			}
+			if took > 2500*time.Millisecond {
+				t.Errorf("shutdown took %s, want it bounded by its 2s context", took)
+			}
+		})
+	}
+}
+
+func TestPutBackoff(t *testing.T) {
+	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}
+	for i, w := range want {
+		if got := putBackoff(i + 1); got != w {
+			t.Errorf("after %d failures: got %s, want %s", i+1, got, w)
+		}
 	}
 }

@@ -287,11 +287,43 @@ func (a *Agent) commitSignIn(p signInPlan, old *AccountConfig, acct broker.Accou
 		return ipc.LoginEvent{}, wireError(name, err)
 	}
 	if err := a.saveAccount(name, ac); err != nil {
+		if old == nil {
+			// A new account whose config cannot be saved would leave its
+			// secret in the keychain with no account to own it: undo the
+			// sign-in.
+			return ipc.LoginEvent{}, a.undoSignIn(name, p.storeSecret, err)
+		}
 		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInternal, Account: name,
 			Message: fmt.Sprintf("signed in, but the config could not be saved (the account works until the agent stops): %v", err)}
 	}
 	return ipc.LoginEvent{Type: "done", Account: name, Method: p.method, State: string(broker.StateSignedIn),
 		User: ac.User, Message: fmt.Sprintf("signed in to %s as %s", ac.Server, displayUser(ac))}, nil
+}
+
+// undoSignIn rolls back the sign-in of a new account whose config could
+// not be saved (saveErr): the new grant is revoked at the provider, which
+// also deletes the keychain entry and forgets the account, so no secret is
+// left without an account.
+func (a *Agent) undoSignIn(name string, clientSecret bool, saveErr error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	undone := "the sign-in was undone (its grant revoked at the provider)"
+	res, err := a.broker.Revoke(ctx, name)
+	if err != nil || !res.SecretDeleted {
+		if derr := a.store.Delete(name); derr != nil {
+			a.log.Error("sign-in undone, but its secret could not be deleted from the keychain", "account", name, "err", derr)
+		}
+		undone = "the sign-in was undone"
+	} else if !res.ServerRevoked {
+		undone = "the sign-in was undone (the provider did not confirm the revocation: " + res.Note + ")"
+	}
+	if clientSecret {
+		a.store.DeleteClientSecret(name)
+	}
+	a.broker.RemoveAccount(name)
+	a.log.Warn("new account's config not saved: sign-in undone", "account", name, "err", saveErr)
+	return &ipc.Error{Code: ipc.CodeInternal, Account: name,
+		Message: fmt.Sprintf("the config could not be saved (%v): %s; make the config directory writable and run ncagent login %s again", saveErr, undone, name)}
 }
 
 func displayUser(ac *AccountConfig) string {

@@ -26,10 +26,11 @@
 //
 // Two choices beyond those rules:
 //   - a refresh call already sent is not cancelled when its caller's
-//     context ends: the caller gets an error (or a still-valid cached
-//     token) at once, and the call finishes in the background (bounded by
-//     30s) holding the chain, so a refresh token the IdP rotated is never
-//     lost;
+//     context ends or the caller has waited 30 s: the caller gets an error
+//     (or a still-valid cached token), and the call finishes in the
+//     background (bounded by 2 minutes) holding the chain, so a refresh
+//     token the IdP rotated is never lost; Stop and Shutdown end the work
+//     gracefully, waiting for such calls (see shutdown.go);
 //   - an account whose Store has no secret on first use is signed-out (not
 //     needs-login); its requests fail with an error wrapping both
 //     ErrNeedsLogin and ErrSignedOut.

@@ -108,16 +108,23 @@ func (s *ssConn) connect(ctx context.Context) error {
 // signals follows NameOwnerChanged of the Secret Service on conn: a new
 // owner means the old session is gone, and that writes may succeed again.
 func (s *ssConn) signals(conn *dbus.Conn, ch chan *dbus.Signal) {
+	gone := func() {
+		s.mu.Lock()
+		if s.conn == conn {
+			s.conn, s.session, s.dropped = nil, "", true
+		}
+		s.mu.Unlock()
+	}
 	for {
 		select {
 		case <-conn.Context().Done():
-			s.mu.Lock()
-			if s.conn == conn {
-				s.conn, s.session, s.dropped = nil, "", true
-			}
-			s.mu.Unlock()
+			gone()
 			return
-		case sig := <-ch:
+		case sig, ok := <-ch:
+			if !ok {
+				gone()
+				return
+			}
 			if sig == nil || sig.Name != nameOwnerSig || len(sig.Body) < 3 {
 				continue
 			}

@@ -386,24 +386,7 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 		if err != nil {
 			return err
 		}
-		// Refreshing an access token,
-		// https://www.rfc-editor.org/rfc/rfc6749#section-6: grant_type
-		// "refresh_token", refresh_token, and scope: "The requested scope
-		// MUST NOT include any scope not originally granted by the resource
-		// owner, and if omitted is treated as equal to the scope originally
-		// granted" — asking for fewer scopes down-scopes the token.
-		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {secret.Reveal()}}
-		if len(scopes) > 0 {
-			form.Set("scope", strings.Join(scopes, " "))
-		}
-		if aud != "" {
-			form.Set("audience", aud)
-			// RFC 8707 resource indicators must be absolute URIs
-			// (https://www.rfc-editor.org/rfc/rfc8707#section-2).
-			if u, err := url.Parse(aud); err == nil && u.IsAbs() {
-				form.Set("resource", aud)
-			}
-		}
+		form := refreshForm(secret, aud, scopes)
 		b.log.Debug("refresh", "account", a.name, "scopes", scopes, "audience", aud)
 		done := make(chan postResult, 1)
 		actx, acancel := context.WithTimeout(withAnswerWait(context.WithoutCancel(ctx)), b.stop.answerWait)
@@ -438,6 +421,28 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 		return err
 	})
 	return tok, err
+}
+
+// refreshForm is the refresh grant's form. Refreshing an access token,
+// https://www.rfc-editor.org/rfc/rfc6749#section-6: grant_type
+// "refresh_token", refresh_token, and scope: "The requested scope MUST NOT
+// include any scope not originally granted by the resource owner, and if
+// omitted is treated as equal to the scope originally granted" — asking
+// for fewer scopes down-scopes the token.
+func refreshForm(secret Secret, aud string, scopes []string) url.Values {
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {secret.Reveal()}}
+	if len(scopes) > 0 {
+		form.Set("scope", strings.Join(scopes, " "))
+	}
+	if aud != "" {
+		form.Set("audience", aud)
+		// RFC 8707 resource indicators must be absolute URIs
+		// (https://www.rfc-editor.org/rfc/rfc8707#section-2).
+		if u, err := url.Parse(aud); err == nil && u.IsAbs() {
+			form.Set("resource", aud)
+		}
+	}
+	return form
 }
 
 // settled turns a failed refresh call into an error withRetry retries only

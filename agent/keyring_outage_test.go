@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -135,30 +136,77 @@ func (k *privateKeyring) kill() {
 	}
 }
 
+// inPrivateKeyringChild reports whether the test runs in its child
+// process, where it may start its own bus and keyring; otherwise it runs
+// the test there and reports its result.
+func inPrivateKeyringChild(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(outageChildEnv) != "" {
+		return true
+	}
+	if _, err := exec.LookPath("gnome-keyring-daemon"); err != nil {
+		t.Skip("needs gnome-keyring-daemon")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), outageChildEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if strings.Contains(string(out), "--- SKIP: "+t.Name()) {
+		t.Skipf("child skipped:\n%s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("child:\n%s", out)
+	return false
+}
+
+// TestKeychainPutLockedCollection: a write to a locked collection over the
+// kept session fails at once with ErrKeychainLocked (no prompt shown from
+// the background), and succeeds again once the keyring is unlocked.
+func TestKeychainPutLockedCollection(t *testing.T) {
+	if !inPrivateKeyringChild(t) {
+		return
+	}
+	kr := startPrivateBus(t)
+	k := NewKeychain("ncagent-locked-test", 2*time.Second)
+	if err := k.Put("work", "rt-before-lock"); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	var unlocked []dbus.ObjectPath
+	var prompt dbus.ObjectPath
+	if err := kr.bus.Object(ssName, ssPath).Call(ssService+".Lock", 0, []dbus.ObjectPath{ssLogin}).Store(&unlocked, &prompt); err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	begin := time.Now()
+	err := k.Put("work", "rt-while-locked")
+	if !errors.Is(err, ErrKeychainLocked) {
+		t.Fatalf("put to a locked collection: got %v, want ErrKeychainLocked", err)
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Errorf("the refused put took %s, want it at once", d)
+	}
+	// Unlocking needs the password: start the keyring again with it.
+	kr.kill()
+	kr.start()
+	if err := k.Put("work", "rt-after-unlock"); err != nil {
+		t.Fatalf("put after unlock: %v", err)
+	}
+	if got, err := k.Get("work"); err != nil || got != "rt-after-unlock" {
+		t.Fatalf("get: got (%d bytes, %v), want the last secret", len(got), err)
+	}
+}
+
 // TestKeyringOutage: the keyring is killed, a refresh rotates the refresh
 // token while it is gone (the write fails, again and again), and 0.1 s
 // later the keyring is back: the pending write lands within 1 s of its
 // return (the Secret Service reappearing on the bus is the signal), not
 // after a long backoff, and the chain is intact.
 func TestKeyringOutage(t *testing.T) {
-	if os.Getenv(outageChildEnv) == "" {
-		if _, err := exec.LookPath("gnome-keyring-daemon"); err != nil {
-			t.Skip("needs gnome-keyring-daemon")
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(exe, "-test.run=^TestKeyringOutage$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), outageChildEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		if strings.Contains(string(out), "--- SKIP: TestKeyringOutage") {
-			t.Skipf("child skipped:\n%s", out)
-		}
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestKeyringOutage") {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
-		t.Logf("child:\n%s", out)
+	if !inPrivateKeyringChild(t) {
 		return
 	}
 	kr := startPrivateBus(t)

@@ -219,6 +219,7 @@ client_id = "ncagent"
 			"ncpassword":  cmdNCPassword,
 			"idp":         cmdIdP,
 			"nc":          cmdNC,
+			"chain":       cmdChain,
 		},
 	})
 }

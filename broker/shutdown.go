@@ -148,7 +148,10 @@ func (b *Broker) shutdownAccount(ctx context.Context, a *account) error {
 			wait.Stop()
 		case <-ctx.Done():
 			wait.Stop()
-			b.log.Error("the rotated refresh token could not be stored before exit: the next start needs a sign-in", "account", a.name)
+			a.mu.RLock()
+			last := a.lastErr
+			a.mu.RUnlock()
+			b.log.Error("the rotated refresh token could not be stored before exit: the provider no longer accepts the stored one, so the next start needs a sign-in", "account", a.name, "err", last)
 			return fmt.Errorf("shutdown %q: rotated refresh token not stored: %w", a.name, ctx.Err())
 		}
 	}

@@ -42,7 +42,7 @@ func TestShortLifetimeSharesOneRefresh(t *testing.T) {
 			if _, err := it.b.Token(context.Background(), TokenRequest{Account: "work"}); err != nil {
 				t.Fatalf("request %d: %v", i, err)
 			}
-			time.Sleep(200 * time.Millisecond)
+			time.Sleep(150 * time.Millisecond)
 		}
 		if d := time.Since(begin); d > 5*time.Second {
 			t.Fatalf("the requests took %s, want them within 5s", d)

@@ -20,6 +20,13 @@ require (
 	github.com/rogpeppe/go-internal v1.16.0
 )
 
+// Test-only: the fake Nextcloud's WebDAV server (internal/nctest) and a
+// real WebDAV client for the exec proxy's tests.
+require (
+	github.com/studio-b12/gowebdav v0.13.0
+	golang.org/x/net v0.59.0
+)
+
 require (
 	github.com/asaskevich/govalidator v0.0.0-20230301143203-a9d515a09cc2 // indirect
 	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
@@ -81,7 +88,6 @@ require (
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/mod v0.41.0 // indirect
-	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sync v0.23.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
 	golang.org/x/tools v0.50.0 // indirect

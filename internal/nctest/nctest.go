@@ -23,6 +23,8 @@
 //     and display name; a wrong or deleted app password is 401.
 //   - DELETE /ocs/v2.php/core/apppassword with Basic auth deletes the app
 //     password used to authenticate it.
+//   - WebDAV under /remote.php/dav/files/{user}/ and /remote.php/webdav/,
+//     with Basic (app password) or Bearer auth: see registerDAV.
 //
 // The fake is stricter than Nextcloud where strictness catches client bugs:
 // OCS requests without "OCS-APIRequest: true", or without format=json, are
@@ -64,6 +66,7 @@ const (
 	EndpointPoll   = "poll"   // POST the poll endpoint
 	EndpointUser   = "user"   // GET /ocs/v2.php/cloud/user
 	EndpointDelete = "delete" // DELETE /ocs/v2.php/core/apppassword
+	EndpointDAV    = "dav"    // any request under /remote.php (see DAV)
 )
 
 // Options configure a Server. The zero value is usable.
@@ -84,6 +87,14 @@ type Options struct {
 	ReportedServer string
 	// Now is the server's clock; default time.Now.
 	Now func() time.Time
+	// Bearer, when set, accepts "Authorization: Bearer" on WebDAV: it
+	// returns the user the token belongs to and whether it is valid now
+	// (tests check it against their IdP). See registerDAV.
+	Bearer func(token string) (user string, ok bool)
+	// DAVDir, when set, holds the WebDAV files instead of memory.
+	DAVDir string
+	// OnRequest, when set, sees every request before it is served.
+	OnRequest func(*http.Request)
 }
 
 // Server is a running fake Nextcloud. Its methods are safe for concurrent
@@ -148,7 +159,8 @@ func New(t testing.TB, opts Options) *Server {
 	}
 	mux.HandleFunc("GET /ocs/v2.php/cloud/user", s.handleUser)
 	mux.HandleFunc("DELETE /ocs/v2.php/core/apppassword", s.handleDelete)
-	s.ts = httptest.NewServer(mux)
+	s.registerDAV(mux)
+	s.ts = httptest.NewServer(s.observe(mux))
 	s.URL = s.ts.URL
 	t.Cleanup(s.Close)
 	return s

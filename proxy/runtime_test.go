@@ -1,0 +1,5 @@
+package proxy
+
+import "runtime"
+
+func runtimeLinux() bool { return runtime.GOOS == "linux" }

@@ -45,6 +45,8 @@ type Proxy struct {
 	// replace it.
 	checkPeer func(c net.Conn) error
 
+	ready chan struct{} // closed once Run serves
+
 	mu       sync.Mutex // guards sessions, addr, closed
 	sessions map[[32]byte]*Session
 	addr     string // host:port served; "" before Run
@@ -59,7 +61,8 @@ func New(opts Options) *Proxy {
 	if opts.MaxReplayBody == 0 {
 		opts.MaxReplayBody = DefaultMaxReplayBody
 	}
-	p := &Proxy{opts: opts, log: opts.Logger, sessions: map[[32]byte]*Session{}, checkPeer: samePeerUser}
+	p := &Proxy{opts: opts, log: opts.Logger, sessions: map[[32]byte]*Session{},
+		checkPeer: samePeerUser, ready: make(chan struct{})}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &injector{p: p},
@@ -105,6 +108,7 @@ func (p *Proxy) Run(ctx context.Context, ln net.Listener) error {
 	}
 	p.addr = ta.String()
 	p.mu.Unlock()
+	close(p.ready)
 	stop := context.AfterFunc(ctx, func() { p.Close() })
 	defer stop()
 	err := p.hs.Serve(&peerListener{Listener: ln, p: p})
@@ -113,6 +117,9 @@ func (p *Proxy) Run(ctx context.Context, ln net.Listener) error {
 	}
 	return fmt.Errorf("proxy: serve %s: %w", ta, err)
 }
+
+// Ready is closed once Run serves: Open fails before.
+func (p *Proxy) Ready() <-chan struct{} { return p.ready }
 
 // Close stops Run and forgets every session. It is safe to call twice.
 func (p *Proxy) Close() error {

@@ -56,6 +56,7 @@ type Agent struct {
 	broker  *broker.Broker
 	store   SecretStore
 	started time.Time
+	exec    *execProxy // the ncagent exec proxy (exec.go)
 
 	mu      sync.Mutex             // guards cfg, logins, subs, lastState
 	cfg     *Config                // the loaded config; replaced on save
@@ -122,6 +123,7 @@ func New(opts Options) (*Agent, error) {
 		OnEvent:    a.onEvent,
 		ChainTimes: times,
 	})
+	a.exec = newExecProxy(a)
 	for _, name := range a.accountNames() {
 		if err := a.installAccount(name, cfg.Accounts[name]); err != nil {
 			// A bad account must not keep the others from working.
@@ -157,7 +159,7 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: a.log, Socket: a.opts.Socket})
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- a.broker.Run(ctx) }()
 	if w, ok := a.store.(interface {
 		Watch(context.Context, func())
@@ -167,10 +169,11 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 		go w.Watch(ctx, a.broker.StoreAvailable)
 	}
 	go func() { errc <- srv.Run(ctx, ln) }()
-	// Wait for both: the server's return is what removes the socket, so
+	go func() { errc <- a.exec.run(ctx) }()
+	// Wait for all: the server's return is what removes the socket, so
 	// returning early would leave it behind for a moment.
 	var errs []error
-	pending := 2
+	pending := 3
 	select {
 	case <-ctx.Done():
 	case <-a.closeCh:

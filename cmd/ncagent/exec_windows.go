@@ -3,24 +3,17 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 )
 
-// execCommand runs the command and returns its exit code.
+// forwardedSignals: Windows delivers console control events to the whole
+// console, child included; there is nothing to forward.
+var forwardedSignals = []os.Signal{os.Interrupt}
+
+func signalOf(*exec.ExitError) (int, bool) { return 0, false }
+
+// execCommand runs the command and returns its exit code (exec --direct).
 func execCommand(e *env, path string, argv, environ []string) int {
-	cmd := exec.Command(path, argv[1:]...)
-	cmd.Env = environ
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		errorf(e, "exec %s: %v", argv[0], err)
-		return 126
-	}
-	return 0
+	return runChild(e, path, argv, environ, nil)
 }

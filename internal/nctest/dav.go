@@ -34,6 +34,11 @@ func (s *Server) registerDAV(mux *http.ServeMux) {
 	legacy := &webdav.Handler{Prefix: "/remote.php/webdav", FileSystem: fs, LockSystem: ls}
 	mux.Handle("/remote.php/dav/files/{user}/", s.authDAV(files))
 	mux.Handle("/remote.php/webdav/", s.authDAV(legacy))
+	// Nextcloud sends a browser at its root to the login page, with an
+	// absolute URL (URLGenerator::linkToRouteAbsolute).
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, s.URL+"/login", http.StatusFound)
+	})
 }
 
 // authDAV refuses requests without valid credentials, and requests for

@@ -84,6 +84,23 @@ func TestWebDAVClient(t *testing.T) {
 	}
 }
 
+// TestLocationRewritten: an absolute Location of the upstream is turned
+// into the proxy's, so a client following it stays on the proxy.
+func TestLocationRewritten(t *testing.T) {
+	w := newWorld(t, worldOptions{kind: broker.KindAppPassword})
+	s := w.open(t)
+	req, _ := http.NewRequest("GET", s.URL()+"/", nil)
+	req.SetBasicAuth(s.Username(), s.Credential())
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Location"), "http://"+w.p.host()+"/login"; resp.StatusCode != http.StatusFound || got != want {
+		t.Errorf("got HTTP %d Location %q, want 302 %q", resp.StatusCode, got, want)
+	}
+}
+
 // TestPathPrefix keeps the server's path prefix in the session URL.
 func TestPathPrefix(t *testing.T) {
 	w := newWorld(t, worldOptions{prefix: "/nextcloud/"})

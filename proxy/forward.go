@@ -28,8 +28,17 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	// absolute path, kept as it is). It names the proxy; the upstream
 	// needs its own origin there.
 	// https://www.rfc-editor.org/rfc/rfc4918#section-10.3
+	self := proxyOrigin(p.host())
 	if d := h.Get("Destination"); d != "" {
-		h.Set("Destination", p.swapOrigin(d, proxyOrigin(p.host()), up))
+		h.Set("Destination", p.swapOrigin(d, self, up))
+	}
+	// RFC 4918 section 10.4.2: a tagged list in If names its resource by
+	// URL in angle brackets ("<http://host/path> (<locktoken>)"); an
+	// absolute one names the proxy too.
+	// https://www.rfc-editor.org/rfc/rfc4918#section-10.4.2
+	if v := h.Get("If"); strings.Contains(v, "<"+self.String()+"/") {
+		origin := &url.URL{Scheme: up.Scheme, Host: up.Host}
+		h.Set("If", strings.ReplaceAll(v, "<"+self.String()+"/", "<"+origin.String()+"/"))
 	}
 }
 

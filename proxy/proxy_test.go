@@ -337,3 +337,38 @@ func TestForeignUIDRefused(t *testing.T) {
 		t.Errorf("session requests: got %d, want 1", st.Requests)
 	}
 }
+
+// TestLockIfRewritten: a PUT to a locked file whose If header names the
+// file by its proxy URL succeeds: the tagged list's URL is rewritten to
+// the upstream's, which is what the server compares it with.
+func TestLockIfRewritten(t *testing.T) {
+	w := newWorld(t, worldOptions{kind: broker.KindAppPassword})
+	s := w.open(t)
+	file := s.URL() + "/remote.php/dav/files/" + s.Username() + "/locked.txt"
+	send := func(method, body string, hdr map[string]string) *http.Response {
+		req, _ := http.NewRequest(method, file, strings.NewReader(body))
+		req.SetBasicAuth(s.Username(), s.Credential())
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := send("LOCK", `<?xml version="1.0"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype></d:lockinfo>`,
+		map[string]string{"Timeout": "Second-60"})
+	token := resp.Header.Get("Lock-Token")
+	if resp.StatusCode/100 != 2 || token == "" {
+		t.Fatalf("LOCK: HTTP %d, Lock-Token %q", resp.StatusCode, token)
+	}
+	if got := send("PUT", "x", nil).StatusCode; got != http.StatusLocked {
+		t.Errorf("PUT without the lock token: got HTTP %d, want 423", got)
+	}
+	if got := send("PUT", "x", map[string]string{"If": "<" + file + "> (" + token + ")"}).StatusCode; got/100 != 2 {
+		t.Errorf("PUT with If naming the proxy URL: got HTTP %d, want success", got)
+	}
+}

@@ -17,7 +17,8 @@ import (
 // when the client closes the connection (ncagent exec ends, or is killed
 // and the kernel closes its socket), the agent forgets the session at once.
 // GET /v1/sessions lists the open sessions. Both are served when the
-// Backend implements SessionBackend, and are 404 otherwise.
+// Backend implements SessionBackend, and are 404 otherwise. A held session
+// counts against ServerOptions.MaxConns like any open connection.
 
 // SessionRequest is the body of POST /v1/session.
 type SessionRequest struct {

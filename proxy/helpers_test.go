@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,8 @@ type upstreamLog struct {
 	auths []string
 	dead  int // Bearer tokens the IdP did not know as active on arrival
 	dests []string
+	// chunked counts requests whose body came with Transfer-Encoding: chunked.
+	chunked int
 }
 
 // world is one test's IdP, Nextcloud, broker and running proxy.
@@ -121,6 +124,9 @@ func newWorld(t testing.TB, o worldOptions) *world {
 			w.up.auths = append(w.up.auths, auth)
 			if dead {
 				w.up.dead++
+			}
+			if slices.Contains(r.TransferEncoding, "chunked") {
+				w.up.chunked++
 			}
 			if d := r.Header.Get("Destination"); d != "" {
 				w.up.dests = append(w.up.dests, d)

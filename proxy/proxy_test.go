@@ -40,6 +40,22 @@ func TestWebDAVClient(t *testing.T) {
 			if err := c.Rename("docs/a.txt", "docs/b.txt", false); err != nil { // MOVE
 				t.Fatalf("move: %v", err)
 			}
+			// A body of unknown length goes chunked and streams.
+			req, _ := http.NewRequest("PUT", s.URL()+"/remote.php/dav/files/"+s.Username()+"/docs/c.txt", io.MultiReader(bytes.NewReader(body)))
+			req.ContentLength = -1
+			req.SetBasicAuth(s.Username(), s.Credential())
+			if got := status(t, req); got != http.StatusCreated {
+				t.Fatalf("chunked put: HTTP %d", got)
+			}
+			if w.up.chunked != 1 {
+				t.Errorf("chunked uploads upstream: got %d, want 1", w.up.chunked)
+			}
+			if got, err := c.Read("docs/c.txt"); err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("get of the chunked upload: %d bytes, %v; want %d bytes", len(got), err, len(body))
+			}
+			if err := c.Remove("docs/c.txt"); err != nil {
+				t.Fatalf("delete: %v", err)
+			}
 			got, err := c.Read("docs/b.txt") // GET
 			if err != nil || !bytes.Equal(got, body) {
 				t.Fatalf("get after move: %d bytes, %v; want %d bytes", len(got), err, len(body))

@@ -208,6 +208,11 @@ func TestExecSession(t *testing.T) {
 		t.Errorf("status holds the session credential")
 	}
 
+	out, _ = w.command("status").Output()
+	if !bytes.Contains(out, []byte("EXEC PID")) || !bytes.Contains(out, []byte(fmt.Sprintf("\n%d ", parent.Process.Pid))) {
+		t.Errorf("status does not list the session of pid %d:\n%s", parent.Process.Pid, out)
+	}
+
 	// SIGKILL the parent: the session is gone within a second.
 	cl := ipc.NewClient(w.socket)
 	defer cl.Close()

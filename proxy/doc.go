@@ -18,11 +18,13 @@
 // buffering) and uses the account's TLS settings. Host is set to the
 // upstream; the Destination request header and the Location and
 // Content-Location response headers are rewritten between the proxy's URL
-// and the upstream's; hop-by-hop headers are dropped (ReverseProxy does
-// it, RFC 9110 section 7.6.1). When the upstream answers 401 to a Bearer,
-// that token is rejected and the request is sent once more with a new one
-// if it can be replayed (no body, or a body of at most MaxReplayBody that
-// was kept for that purpose); otherwise the 401 is passed on.
+// and the upstream's, and so are the resource URLs of a WebDAV If header;
+// hop-by-hop headers are dropped (ReverseProxy does it, RFC 9110 section
+// 7.6.1, https://www.rfc-editor.org/rfc/rfc9110#section-7.6.1). When the
+// upstream answers 401 to a Bearer, that token is rejected and the request
+// is sent once more with a new one if it can be replayed (no body, or a
+// body of at most MaxReplayBody that was kept for that purpose); otherwise
+// the 401 is passed on.
 //
 // Session.Close forgets the credential at once: from then on it gets 401.
 //

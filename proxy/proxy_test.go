@@ -47,9 +47,11 @@ func TestWebDAVClient(t *testing.T) {
 			if got := status(t, req); got != http.StatusCreated {
 				t.Fatalf("chunked put: HTTP %d", got)
 			}
+			w.up.mu.Lock()
 			if w.up.chunked != 1 {
 				t.Errorf("chunked uploads upstream: got %d, want 1", w.up.chunked)
 			}
+			w.up.mu.Unlock()
 			if got, err := c.Read("docs/c.txt"); err != nil || !bytes.Equal(got, body) {
 				t.Fatalf("get of the chunked upload: %d bytes, %v; want %d bytes", len(got), err, len(body))
 			}

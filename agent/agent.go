@@ -281,6 +281,7 @@ func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
 		Started:  a.started,
 		Accounts: []ipc.AccountStatus{},
 	}
+	resp.ExecSessions = a.execSessions() // exec.go
 	a.mu.Lock()
 	display := map[string]string{}
 	for name, ac := range a.cfg.Accounts {

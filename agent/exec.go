@@ -110,13 +110,13 @@ func (a *Agent) OpenSession(ctx context.Context, peer ipc.Peer, req ipc.SessionR
 	return ipc.SessionResponse{ID: s.ID, Account: name, Host: s.URL(), Username: s.Username(), Password: s.Credential()}, s.Close, nil
 }
 
-// Sessions implements ipc.SessionBackend.
-func (a *Agent) Sessions(ctx context.Context) ([]ipc.SessionStatus, error) {
+// execSessions returns the open exec sessions, for Status.
+func (a *Agent) execSessions() []ipc.SessionStatus {
 	list := a.exec.p.Sessions()
 	out := make([]ipc.SessionStatus, 0, len(list))
 	for _, s := range list {
 		out = append(out, ipc.SessionStatus{ID: s.ID, Account: s.Account, PID: s.PID, Command: s.Command,
 			Opened: s.Opened, Requests: s.Requests, LastError: s.LastError})
 	}
-	return out, nil
+	return out
 }

@@ -28,7 +28,8 @@ func TestExecSessions(t *testing.T) {
 	if !strings.HasPrefix(s.Host, "http://127.0.0.1:") || len(s.Password) != 43 || s.Account != "work" {
 		t.Errorf("session: host %q, password of %d chars, account %q", s.Host, len(s.Password), s.Account)
 	}
-	list, err := e.client.Sessions(ctx)
+	st, err := e.client.Status(ctx)
+	list := st.ExecSessions
 	if err != nil || len(list) != 1 || list[0].Command != "mcp-server --stdio" || list[0].PID == 0 {
 		t.Errorf("Sessions: got %+v, %v", list, err)
 	}
@@ -36,8 +37,8 @@ func TestExecSessions(t *testing.T) {
 	s.Close()
 	deadline := time.Now().Add(time.Second)
 	for {
-		list, err = e.client.Sessions(ctx)
-		if err == nil && len(list) == 0 {
+		st, err = e.client.Status(ctx)
+		if list = st.ExecSessions; err == nil && len(list) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -12,6 +12,7 @@
 //	POST /v1/exchange  ExchangeRequest -> TokenResponse
 //	POST /v1/login     LoginRequest    -> newline-delimited LoginEvents
 //	POST /v1/revoke    RevokeRequest   -> RevokeResponse
+//	POST /v1/session   SessionRequest  -> SessionResponse, held open (session.go)
 //
 // Errors are an Error body with the status documented for its code.
 // Bodies over MaxBodyBytes are refused with too_large; the rest of such a

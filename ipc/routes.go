@@ -40,8 +40,7 @@ var routes = map[string]route{
 	"/v1/exchange": {http.MethodPost, jsonRoute("exchange", (*Server).exchange)},
 	"/v1/revoke":   {http.MethodPost, jsonRoute("revoke", (*Server).revoke)},
 	"/v1/login":    {http.MethodPost, (*Server).handleLogin},
-	"/v1/session":  {http.MethodPost, (*Server).handleSession},                  // session.go
-	"/v1/sessions": {http.MethodGet, jsonRoute("sessions", (*Server).sessions)}, // session.go
+	"/v1/session":  {http.MethodPost, (*Server).handleSession}, // session.go
 }
 
 // serveHTTP routes a request. The paths, methods and error bodies are the

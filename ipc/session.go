@@ -16,9 +16,10 @@ import (
 // JSON) is the SessionResponse, then the answer stays open without data;
 // when the client closes the connection (ncagent exec ends, or is killed
 // and the kernel closes its socket), the agent forgets the session at once.
-// GET /v1/sessions lists the open sessions. Both are served when the
-// Backend implements SessionBackend, and are 404 otherwise. A held session
-// counts against ServerOptions.MaxConns like any open connection.
+// GET /v1/status lists the open sessions (StatusResponse.ExecSessions).
+// The endpoint is served when the Backend implements SessionBackend, and
+// is 404 otherwise. A held session counts against ServerOptions.MaxConns
+// like any open connection.
 
 // SessionRequest is the body of POST /v1/session.
 type SessionRequest struct {
@@ -43,7 +44,7 @@ type SessionResponse struct {
 	Password string `json:"password"` // the session credential
 }
 
-// SessionStatus is one open session in GET /v1/sessions.
+// SessionStatus is one open session in GET /v1/status.
 type SessionStatus struct {
 	ID        string    `json:"id"`
 	Account   string    `json:"account"`
@@ -54,30 +55,11 @@ type SessionStatus struct {
 	LastError string    `json:"last_error,omitempty"`
 }
 
-// SessionsResponse is GET /v1/sessions.
-type SessionsResponse struct {
-	Sessions []SessionStatus `json:"sessions"`
-}
-
 // SessionBackend is implemented by a Backend that serves exec sessions.
 type SessionBackend interface {
 	// OpenSession opens a session for the peer (whose PID is the session's
 	// holder) and returns it with the function that closes it.
 	OpenSession(ctx context.Context, peer Peer, req SessionRequest) (SessionResponse, func(), error)
-	Sessions(ctx context.Context) ([]SessionStatus, error)
-}
-
-// sessions answers GET /v1/sessions.
-func (s *Server) sessions(ctx context.Context, _ Peer, _ statusRequest) (any, func(), error) {
-	sb, ok := s.b.(SessionBackend)
-	if !ok {
-		return nil, nil, &Error{Code: CodeNotFound, Message: "this agent serves no exec sessions"}
-	}
-	list, err := sb.Sessions(ctx)
-	if list == nil {
-		list = []SessionStatus{}
-	}
-	return &SessionsResponse{Sessions: list}, nil, err
 }
 
 // handleSession opens a session, writes it, and keeps the answer open
@@ -174,11 +156,4 @@ func (es *ExecSession) Close() error {
 		err = nil
 	}
 	return err
-}
-
-// Sessions lists the agent's open exec sessions.
-func (c *Client) Sessions(ctx context.Context) ([]SessionStatus, error) {
-	var out SessionsResponse
-	err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, &out)
-	return out.Sessions, err
 }

@@ -93,6 +93,8 @@ type StatusResponse struct {
 	Socket   string          `json:"socket,omitempty"`
 	Started  time.Time       `json:"started"`
 	Accounts []AccountStatus `json:"accounts"`
+	// ExecSessions are the open ncagent exec sessions (session.go).
+	ExecSessions []SessionStatus `json:"exec_sessions,omitempty"`
 }
 
 // AccountStatus is one account in StatusResponse.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -9,23 +8,6 @@ import (
 
 	"github.com/ncagent/ncagent/ipc"
 )
-
-// statusWithSessions is the status --json document: /v1/status plus the
-// open exec sessions (GET /v1/sessions).
-type statusWithSessions struct {
-	ipc.StatusResponse
-	ExecSessions []ipc.SessionStatus `json:"exec_sessions"`
-}
-
-// execSessions returns the agent's open exec sessions; an agent that does
-// not serve them gives none.
-func execSessions(ctx context.Context, cl *ipc.Client) []ipc.SessionStatus {
-	list, err := cl.Sessions(ctx)
-	if err != nil || list == nil {
-		return []ipc.SessionStatus{}
-	}
-	return list
-}
 
 // printSessions lists open exec sessions under the accounts.
 func printSessions(w io.Writer, list []ipc.SessionStatus, now time.Time) {

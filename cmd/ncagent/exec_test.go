@@ -199,7 +199,7 @@ func TestExecSession(t *testing.T) {
 	// status --json lists the session with the parent's pid.
 	st := w.command("status", "--json")
 	out, _ := st.Output()
-	var doc statusWithSessions
+	var doc ipc.StatusResponse
 	if err := json.Unmarshal(out, &doc); err != nil || len(doc.ExecSessions) != 1 ||
 		doc.ExecSessions[0].PID != parent.Process.Pid || doc.ExecSessions[0].Requests != 1 || doc.ExecSessions[0].Account != "work" {
 		t.Errorf("status --json sessions: got %+v (%v), want one of pid %d with 1 request", doc.ExecSessions, err, parent.Process.Pid)
@@ -221,8 +221,9 @@ func TestExecSession(t *testing.T) {
 	killed := time.Now()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		list, err := cl.Sessions(ctx)
+		st, err := cl.Status(ctx)
 		cancel()
+		list := st.ExecSessions
 		if err == nil && len(list) == 0 {
 			break
 		}

@@ -29,12 +29,8 @@ Exit codes: 0 the agent runs and every account is usable, 3 no agent runs,
 	}
 	cf.noStart = true
 	var st ipc.StatusResponse
-	var sessions []ipc.SessionStatus
 	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
 		st, err = cl.Status(ctx)
-		if err == nil {
-			sessions = execSessions(ctx, cl) // exec_status.go
-		}
 		return err
 	})
 	if err != nil {
@@ -43,10 +39,10 @@ Exit codes: 0 the agent runs and every account is usable, 3 no agent runs,
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(statusWithSessions{st, sessions})
+		enc.Encode(st)
 	} else {
 		printStatus(e.stdout, st, path, time.Now())
-		printSessions(e.stdout, sessions, time.Now())
+		printSessions(e.stdout, st.ExecSessions, time.Now()) // exec_status.go
 	}
 	for _, a := range st.Accounts {
 		if a.State == "needs-login" || a.State == "signed-out" {

@@ -35,7 +35,7 @@ func newFlow(clientID, redirect string) *flow {
 // authorize sends the authorization request and returns the redirect.
 func (f *flow) authorize(t *testing.T, s *Server) *url.URL {
 	t.Helper()
-	resp, err := s.noRedirectClient().Get(s.URL + "/authorize?" + f.params.Encode())
+	resp, err := s.noRedirectClient().Get(s.endpoint("authorize") + "?" + f.params.Encode())
 	if err != nil {
 		t.Fatalf("authorize: %v", err)
 	}
@@ -162,7 +162,7 @@ func TestLoopbackRedirectAnyPort(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.redirect, func(t *testing.T) {
 			f := newFlow(PublicClientID, tt.redirect)
-			resp, err := s.noRedirectClient().Get(s.URL + "/authorize?" + f.params.Encode())
+			resp, err := s.noRedirectClient().Get(s.endpoint("authorize") + "?" + f.params.Encode())
 			if err != nil {
 				t.Fatalf("authorize: %v", err)
 			}

@@ -21,26 +21,43 @@ func writeJSON(w http.ResponseWriter, v any) {
 // handleDiscovery serves OpenID Connect discovery
 // (https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfig).
 func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
+	grants := []string{"authorization_code", "refresh_token"}
+	if s.beh.exchange {
+		grants = append(grants, GrantTypeTokenExchange)
+	}
+	if s.opts.Profile == ProfileNextcloudOIDC {
+		// DiscoveryController.php: $grantTypesSupported =
+		// ['authorization_code'] although the refresh grant works.
+		grants = []string{"authorization_code"}
+	}
 	doc := map[string]any{
 		"issuer":                                        s.URL,
-		"authorization_endpoint":                        s.URL + "/authorize",
-		"token_endpoint":                                s.URL + "/token",
-		"revocation_endpoint":                           s.URL + "/revoke",
-		"introspection_endpoint":                        s.URL + "/introspect",
-		"userinfo_endpoint":                             s.URL + "/userinfo",
-		"jwks_uri":                                      s.URL + "/jwks",
+		"authorization_endpoint":                        s.endpoint("authorize"),
+		"token_endpoint":                                s.endpoint("token"),
+		"userinfo_endpoint":                             s.endpoint("userinfo"),
+		"jwks_uri":                                      s.endpoint("jwks"),
 		"response_types_supported":                      []string{"code"},
 		"response_modes_supported":                      []string{"query"},
 		"subject_types_supported":                       []string{"public"},
 		"id_token_signing_alg_values_supported":         []string{"RS256"},
 		"scopes_supported":                              s.opts.Scopes,
-		"grant_types_supported":                         []string{"authorization_code", "refresh_token", GrantTypeTokenExchange},
+		"grant_types_supported":                         grants,
 		"code_challenge_methods_supported":              []string{"S256"},
 		"token_endpoint_auth_methods_supported":         []string{"none", "client_secret_basic", "client_secret_post"},
 		"revocation_endpoint_auth_methods_supported":    []string{"none", "client_secret_basic", "client_secret_post"},
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		// https://www.rfc-editor.org/rfc/rfc9207#section-3
 		"authorization_response_iss_parameter_supported": true,
+	}
+	if s.beh.revocation {
+		doc["revocation_endpoint"] = s.endpoint("revoke")
+	} else {
+		delete(doc, "revocation_endpoint_auth_methods_supported")
+	}
+	if s.beh.introspection {
+		doc["introspection_endpoint"] = s.endpoint("introspect")
+	} else {
+		delete(doc, "introspection_endpoint_auth_methods_supported")
 	}
 	s.mu.Lock()
 	edit := s.editDiscovery
@@ -96,7 +113,17 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		// The ID token takes its nonce from the stored authorization request.
 		ar.GetRequestForm().Set("nonce", *nonce)
 	}
-	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, newSession(s.opts.Subject, s.URL, s.kid))
+	sess := newSession(s.opts.Subject, s.URL, s.kid)
+	// OpenID Connect Core §5.4: profile asks for preferred_username and
+	// name, email for email; Dex and most providers put them in the ID
+	// token only when asked.
+	if ar.GetGrantedScopes().Has("profile") {
+		sess.Claims.Add("preferred_username", s.opts.Username)
+	}
+	if ar.GetGrantedScopes().Has("email") {
+		sess.Claims.Add("email", s.opts.Username+"@example.com")
+	}
+	resp, err := s.provider.NewAuthorizeResponse(ctx, ar, sess)
 	if err != nil {
 		s.writeAuthorizeError(ctx, w, r, ar, err, iss)
 		return
@@ -158,6 +185,12 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if s.opts.SendRefreshExpiresIn && resp.GetExtra("refresh_token") != nil {
 		resp.SetExtra("refresh_expires_in", int64(s.opts.RefreshTokenLifespan/time.Second))
 	}
+	if s.beh.omitScope {
+		delete(resp.ToMap(), "scope")
+	}
+	if s.beh.oneRefreshPerClient && ar.GetGrantTypes().ExactOne("authorization_code") {
+		s.killOlderGrants(ctx, ar.GetClient().GetID(), ar.GetSession().GetSubject(), ar.GetID())
+	}
 	s.provider.WriteAccessResponse(ctx, w, ar, resp)
 }
 
@@ -199,10 +232,10 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	sub := ar.GetSession().GetSubject()
 	info := map[string]any{"sub": sub}
 	if ar.GetGrantedScopes().Has("profile") {
-		info["preferred_username"] = sub
+		info["preferred_username"] = s.opts.Username
 	}
 	if ar.GetGrantedScopes().Has("email") {
-		info["email"] = sub + "@example.com"
+		info["email"] = s.opts.Username + "@example.com"
 	}
 	writeJSON(w, info)
 }
@@ -210,18 +243,19 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 // count records a request for the counters.
 func (s *Server) count(r *http.Request) {
 	var grant string
-	if r.Method == http.MethodPost && r.URL.Path == "/token" {
+	p := strings.TrimPrefix(r.URL.Path, s.beh.prefix)
+	if r.Method == http.MethodPost && p == "/token" {
 		_ = r.ParseForm() // fosite reuses the parsed form
 		grant = r.PostForm.Get("grant_type")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch r.URL.Path {
+	switch p {
 	case "/token":
 		s.calls[grant]++
 	case "/revoke":
 		s.revocations++
-	case "/.well-known/openid-configuration":
+	case "/.well-known/openid-configuration", "/openid-configuration":
 		s.discoveries++
 	case "/jwks":
 		s.jwksFetches++

@@ -40,6 +40,8 @@ type exchangeHandler struct {
 	key       *rsa.PublicKey
 	// subjectErr is the error code for an unacceptable subject or actor token.
 	subjectErr string
+	// connectorID requires Dex's non-RFC connector_id form field.
+	connectorID bool
 }
 
 var _ fosite.TokenEndpointHandler = (*exchangeHandler)(nil)
@@ -137,6 +139,12 @@ func (h *exchangeHandler) HandleTokenEndpointRequest(ctx context.Context, req fo
 		return fosite.ErrUnauthorizedClient.WithHint("The client may not use token exchange.")
 	}
 	form := req.GetRequestForm()
+	if h.connectorID && form.Get("connector_id") == "" {
+		// Dex, server/handlers.go handleTokenExchange: connID :=
+		// q.Get("connector_id") // REQUIRED, not in RFC; an unknown or
+		// empty one fails getConnector.
+		return &fosite.RFC6749Error{ErrorField: "invalid_request", DescriptionField: "Requested connector does not exist.", CodeField: http.StatusBadRequest}
+	}
 	if form.Get("subject_token") == "" {
 		return fosite.ErrInvalidRequest.WithHint("The subject_token parameter is missing.")
 	}
@@ -222,4 +230,21 @@ func (h *exchangeHandler) PopulateTokenEndpointResponse(ctx context.Context, req
 	resp.SetScopes(req.GetGrantedScopes())
 	resp.SetExtra("issued_token_type", TokenTypeAccessToken)
 	return nil
+}
+
+// exchangeHandler returns the server's RFC 8693 handler.
+func (s *Server) exchangeHandler(cfg *fosite.Config) *exchangeHandler {
+	return &exchangeHandler{
+		provider:    s.provider,
+		access:      s.access,
+		store:       s.store,
+		scopes:      cfg.ScopeStrategy,
+		audiences:   cfg.AudienceMatchingStrategy,
+		lifespan:    s.opts.AccessTokenLifespan,
+		issuer:      s.URL,
+		kid:         s.kid,
+		key:         &s.key.PublicKey,
+		subjectErr:  s.opts.SubjectTokenError,
+		connectorID: s.beh.connectorID,
+	}
 }

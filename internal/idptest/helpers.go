@@ -18,8 +18,16 @@ import (
 	"github.com/ory/fosite"
 )
 
-// LoginRedirectURI is the redirect URI Login uses.
+// LoginRedirectURI is the redirect URI Login uses (on ProfileNextcloudOIDC,
+// which registers localhost only, http://localhost/callback).
 const LoginRedirectURI = "http://127.0.0.1/callback"
+
+func (s *Server) loginRedirect() string {
+	if s.opts.Profile == ProfileNextcloudOIDC {
+		return "http://localhost/callback"
+	}
+	return LoginRedirectURI
+}
 
 // Tokens is a token response. Its fields are credentials: they must not
 // be logged.
@@ -67,7 +75,7 @@ func (s *Server) Login(t testing.TB, clientID string, scopes ...string) Tokens {
 	q := url.Values{
 		"response_type":         {"code"},
 		"client_id":             {clientID},
-		"redirect_uri":          {LoginRedirectURI},
+		"redirect_uri":          {s.loginRedirect()},
 		"scope":                 {strings.Join(scopes, " ")},
 		"state":                 {state},
 		"nonce":                 {randomHex(16)},
@@ -75,7 +83,7 @@ func (s *Server) Login(t testing.TB, clientID string, scopes ...string) Tokens {
 		"code_challenge_method": {"S256"},
 	}
 	hc := s.noRedirectClient()
-	resp, err := hc.Get(s.URL + "/authorize?" + q.Encode())
+	resp, err := hc.Get(s.endpoint("authorize") + "?" + q.Encode())
 	if err != nil {
 		t.Fatalf("idptest: login: authorization request: %v", err)
 	}
@@ -95,7 +103,7 @@ func (s *Server) Login(t testing.TB, clientID string, scopes ...string) Tokens {
 	form := url.Values{
 		"grant_type":    {"authorization_code"},
 		"code":          {back.Get("code")},
-		"redirect_uri":  {LoginRedirectURI},
+		"redirect_uri":  {s.loginRedirect()},
 		"code_verifier": {verifier},
 	}
 	tr, err := s.postToken(clientID, form)
@@ -117,7 +125,7 @@ func (s *Server) postToken(clientID string, form url.Values) (tokenResponse, err
 	default:
 		form.Set("client_id", clientID)
 	}
-	req, err := http.NewRequest(http.MethodPost, s.URL+"/token", strings.NewReader(form.Encode()))
+	req, err := http.NewRequest(http.MethodPost, s.endpoint("token"), strings.NewReader(form.Encode()))
 	if err != nil {
 		return tokenResponse{}, err
 	}

@@ -27,7 +27,12 @@ type refreshHandler struct {
 	*oauth2.RefreshTokenGrantHandler
 	ignoreScope bool
 	access      oauth2.AccessTokenStrategy
+	refresh     oauth2.RefreshTokenStrategy
 	store       *store
+	// dead, when set, answers an unknown, used or expired refresh token
+	// the way the profile's provider does (see Profile), instead of
+	// fosite's reuse detection.
+	dead func(expired bool) *fosite.RFC6749Error
 }
 
 var _ fosite.TokenEndpointHandler = (*refreshHandler)(nil)
@@ -39,6 +44,11 @@ func requestedScopes(req fosite.AccessRequester) []string {
 // HandleTokenEndpointRequest validates the refresh token and, unless
 // ignoreScope, that the requested scope is within the granted one.
 func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, req fosite.AccessRequester) error {
+	if h.CanHandleTokenEndpointRequest(ctx, req) {
+		if err := h.deadRefreshError(ctx, req); err != nil {
+			return err
+		}
+	}
 	if err := h.RefreshTokenGrantHandler.HandleTokenEndpointRequest(ctx, req); err != nil {
 		return err
 	}

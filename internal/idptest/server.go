@@ -92,6 +92,15 @@ type Options struct {
 	// subject or actor token in a token exchange. Default "invalid_grant",
 	// what many IdPs send; RFC 8693 §2.2.2 names "invalid_request".
 	SubjectTokenError string
+	// Profile reproduces a real provider's quirks (see Profile).
+	Profile Profile
+	// NoTokenExchange leaves the RFC 8693 grant out: the discovery
+	// document's grant_types_supported lacks it and the token endpoint
+	// answers it like a grant it does not know.
+	NoTokenExchange bool
+	// Username is the preferred_username claim (ID token and userinfo,
+	// with the profile scope); default Subject.
+	Username string
 }
 
 // Server is a running authorization server. Its methods are safe for
@@ -107,6 +116,7 @@ type Server struct {
 	PostSecret string
 
 	opts     Options
+	beh      behaviour
 	ts       *httptest.Server
 	key      *rsa.PrivateKey
 	kid      string
@@ -133,6 +143,7 @@ type Server struct {
 	latency        time.Duration
 	answerDelay    time.Duration // SetAnswerDelay
 	editDiscovery  func(map[string]any)
+	grantsBy       map[string][]string // client+subject → grant request IDs (ProfileDex)
 }
 
 // New starts a server and registers its Close with t.Cleanup.
@@ -171,6 +182,9 @@ func start(opts Options) (*Server, error) {
 	if opts.SubjectTokenError == "" {
 		opts.SubjectTokenError = "invalid_grant"
 	}
+	if opts.Username == "" {
+		opts.Username = opts.Subject
+	}
 	opts.Scopes = slices.Clone(opts.Scopes)
 	opts.Audiences = slices.Clone(opts.Audiences)
 
@@ -185,9 +199,11 @@ func start(opts Options) (*Server, error) {
 		ConfidentialSecret: randomHex(24),
 		PostSecret:         randomHex(24),
 		opts:               opts,
+		beh:                opts.Profile.behaviour(opts),
+		grantsBy:           map[string][]string{},
 		key:                key,
 		kid:                randomHex(8),
-		store:              newStore(opts.IgnoreScopeOnRefresh),
+		store:              newStore(opts.Profile.behaviour(opts)),
 		mux:                http.NewServeMux(),
 		calls:              make(map[string]int),
 		latency:            opts.Latency,
@@ -204,12 +220,19 @@ func start(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.mux.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
-	s.mux.HandleFunc("GET /jwks", s.handleJWKS)
-	s.mux.HandleFunc("GET /authorize", s.handleAuthorize)
-	s.mux.HandleFunc("POST /token", s.handleToken)
-	s.mux.HandleFunc("POST /revoke", s.handleRevoke)
-	s.mux.HandleFunc("POST /introspect", s.handleIntrospect)
-	s.mux.HandleFunc("GET /userinfo", s.handleUserinfo)
+	if s.beh.prefix != "" {
+		s.mux.HandleFunc("GET "+s.path("openid-configuration"), s.handleDiscovery)
+	}
+	s.mux.HandleFunc("GET "+s.path("jwks"), s.handleJWKS)
+	s.mux.HandleFunc("GET "+s.path("authorize"), s.handleAuthorize)
+	s.mux.HandleFunc("POST "+s.path("token"), s.handleToken)
+	if s.beh.revocation {
+		s.mux.HandleFunc("POST "+s.path("revoke"), s.handleRevoke)
+	}
+	if s.beh.introspection {
+		s.mux.HandleFunc("POST "+s.path("introspect"), s.handleIntrospect)
+	}
+	s.mux.HandleFunc("GET "+s.path("userinfo"), s.handleUserinfo)
 	return s, nil
 }
 
@@ -225,7 +248,7 @@ func (s *Server) compose() error {
 		IDTokenLifespan:       time.Hour,
 		IDTokenIssuer:         s.URL,
 		AccessTokenIssuer:     s.URL,
-		TokenURL:              s.URL + "/token",
+		TokenURL:              s.endpoint("token"),
 		GlobalSecret:          secret,
 		// https://www.rfc-editor.org/rfc/rfc8252#section-8.1: "Public native
 		// app clients MUST implement the Proof Key for Code Exchange (PKCE
@@ -243,24 +266,17 @@ func (s *Server) compose() error {
 		if rh, ok := h.(*oauth2.RefreshTokenGrantHandler); ok {
 			cfg.TokenEndpointHandlers[i] = &refreshHandler{
 				RefreshTokenGrantHandler: rh,
-				ignoreScope:              s.opts.IgnoreScopeOnRefresh,
+				ignoreScope:              s.beh.ignoreScope,
 				access:                   s.access,
+				refresh:                  s.access,
 				store:                    s.store,
+				dead:                     s.beh.deadRefresh,
 			}
 		}
 	}
-	cfg.TokenEndpointHandlers.Append(&exchangeHandler{
-		provider:   s.provider,
-		access:     s.access,
-		store:      s.store,
-		scopes:     cfg.ScopeStrategy,
-		audiences:  cfg.AudienceMatchingStrategy,
-		lifespan:   s.opts.AccessTokenLifespan,
-		issuer:     s.URL,
-		kid:        s.kid,
-		key:        &s.key.PublicKey,
-		subjectErr: s.opts.SubjectTokenError,
-	})
+	if s.beh.exchange {
+		cfg.TokenEndpointHandlers.Append(s.exchangeHandler(cfg))
+	}
 
 	hasher := &fosite.BCrypt{Config: cfg}
 	for _, c := range []struct{ id, secret, method string }{
@@ -280,7 +296,7 @@ func (s *Server) compose() error {
 				ID:            c.id,
 				Secret:        hashed,
 				Public:        c.secret == "",
-				RedirectURIs:  slices.Clone(RedirectURIs),
+				RedirectURIs:  slices.Clone(s.beh.redirectURIs),
 				GrantTypes:    []string{"authorization_code", "refresh_token", GrantTypeTokenExchange},
 				ResponseTypes: []string{"code"},
 				Scopes:        slices.Clone(s.opts.Scopes),

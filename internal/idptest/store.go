@@ -28,15 +28,17 @@ type store struct {
 	*storage.MemoryStore
 
 	revokeAccessOnRotate bool
+	localhostAnyPort     bool
 
 	mu       sync.Mutex          // guards accessBy
 	accessBy map[string][]string // request ID → signatures of every access token issued for it
 }
 
-func newStore(revokeAccessOnRotate bool) *store {
+func newStore(b behaviour) *store {
 	return &store{
 		MemoryStore:          storage.NewMemoryStore(),
-		revokeAccessOnRotate: revokeAccessOnRotate,
+		revokeAccessOnRotate: b.revokeAccessOnRotate,
+		localhostAnyPort:     b.localhostAnyPort,
 		accessBy:             make(map[string][]string),
 	}
 }
@@ -103,7 +105,7 @@ func (s *store) GetClient(ctx context.Context, id string) (fosite.Client, error)
 	}
 	requested, _ := ctx.Value(redirectKey{}).(string)
 	oc, ok := c.(*fosite.DefaultOpenIDConnectClient)
-	if requested == "" || !ok || !localhostMatch(requested, oc.RedirectURIs) {
+	if requested == "" || !ok || !s.localhostAnyPort || !localhostMatch(requested, oc.RedirectURIs) {
 		return c, nil
 	}
 	dc := *oc.DefaultClient

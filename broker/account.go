@@ -88,7 +88,11 @@ type account struct {
 	state       State
 	singleToken bool
 	loggedST    bool
-	idpErr      error // the IdP error that moved the account to needs-login
+	oneToken    bool          // one access token per grant by policy (grantpolicy.go)
+	endpoint    string        // the token endpoint of the latest refresh
+	granted     []string      // sorted scopes of the grant, when known (one-token mode)
+	lifetime    time.Duration // access token lifetime of the provider's latest answer
+	idpErr      error         // the IdP error that moved the account to needs-login
 	lastErr     string
 	lastRefresh time.Time
 	refreshExp  time.Time
@@ -106,6 +110,7 @@ func (a *account) setConfig(cfg Account) {
 	cfg.Scopes = slices.Clone(cfg.Scopes)
 	cfg.CAPEM = slices.Clone(cfg.CAPEM)
 	a.cfg = cfg
+	a.oneToken = oneTokenPerGrant(cfg, a.endpoint)
 	a.defScopes = sortedScopes(cfg.Scopes)
 	a.early = cfg.EarlyRefresh
 	if a.early <= 0 {
@@ -132,14 +137,14 @@ func (a *account) unlock() { <-a.chain }
 func (a *account) lookup(aud string, scopes []string, minValid time.Duration, early bool, now time.Time) (Token, bool) {
 	for i := range a.tokens {
 		e := &a.tokens[i]
-		if e.aud != aud || (!a.singleToken && !slices.Equal(e.key, scopes)) {
+		if e.aud != aud || (!a.single() && !slices.Equal(e.key, scopes)) {
 			continue
 		}
 		need := minValid
 		if early {
 			need = max(need, e.early)
 		}
-		if e.tok.Valid(now, need) {
+		if e.tok.Valid(now, need) && (!a.single() || subset(scopes, e.tok.Scopes)) {
 			return e.tok, true
 		}
 		return Token{}, false
@@ -211,7 +216,7 @@ func (a *account) status() AccountStatus {
 		Username:      a.cfg.Username,
 		State:         a.state,
 		Degraded:      a.unsaved && a.putFails > 0, // a write in progress is not a failure
-		SingleToken:   a.singleToken,
+		SingleToken:   a.single(),
 		Scopes:        slices.Clone(a.cfg.Scopes),
 		RefreshExpiry: a.refreshExp,
 		LastError:     a.lastErr,
@@ -419,6 +424,7 @@ func (b *Broker) SignedIn(ctx context.Context, name string, secret Secret, initi
 	a.singleToken, a.loggedST = false, false
 	a.refreshExp = refreshExpiry
 	a.lastRefresh = now
+	a.learnEndpoint(b.cachedTokenEndpoint(a.cfg))
 	if a.cfg.Kind == KindAppPassword {
 		a.basic = a.basicToken(secret)
 	} else if initial != nil && initial.AccessToken != "" {
@@ -433,14 +439,21 @@ func (b *Broker) SignedIn(ctx context.Context, name string, secret Secret, initi
 		if t.Username == "" {
 			t.Username = a.cfg.Username
 		}
-		// The sign-in asked for offline_access on top of the account's
-		// scopes; the refresh grant never does. Key the token without it so
-		// the first default request is served from the cache.
-		key := slices.DeleteFunc(sortedScopes(t.Scopes), func(s string) bool { return s == "offline_access" })
-		if len(key) == 0 {
-			key = a.defScopes
+		// The sign-in asked for the account's scopes plus openid, profile,
+		// email and offline_access; the first default request asks for
+		// the account's scopes. Key the token under those so that the
+		// sign-in's token serves it: no refresh right after the code
+		// exchange (on the Nextcloud oidc app that refresh kills the
+		// sign-in's token).
+		t.Scopes = sortedScopes(t.Scopes)
+		key := a.defScopes
+		if !subset(key, t.Scopes) {
+			key = slices.DeleteFunc(slices.Clone(t.Scopes), func(s string) bool { return s == "offline_access" })
 		}
-		t.Scopes = slices.Clone(t.Scopes)
+		a.granted = t.Scopes
+		if !t.Expiry.IsZero() && t.Expiry.After(now) {
+			a.lifetime = t.Expiry.Sub(now)
+		}
 		if t.Audience == "" {
 			t.Audience = a.cfg.Audience
 		}

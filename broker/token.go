@@ -93,6 +93,7 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 	// (a distinct variable, so escape analysis keeps the buffer on the
 	// stack).
 	scopes := slices.Clone(reqScopes)
+	arrived := b.now()
 	if err := a.lock(ctx); err != nil {
 		if t, ok := b.stale(a, aud, scopes); ok {
 			return t, nil
@@ -109,8 +110,11 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 	now := b.now()
 	// A waiter that finds the token another caller just fetched is served
 	// by it: the entry's early refresh is capped at a quarter of its
-	// lifetime, so a fresh token always qualifies.
-	t, ok := a.lookup(aud, scopes, minValid, true, now)
+	// lifetime, so a fresh token always qualifies; and min_valid counts
+	// from when this caller asked (or from a refresh just made, see
+	// burstBase), so a burst of identical requests shares one refresh
+	// even when min_valid is close to the token lifetime.
+	t, ok := a.lookup(aud, scopes, max(minValid-now.Sub(arrived), 0), true, now)
 	if force {
 		// A keep-alive is due no longer when a caller refreshed the chain
 		// while it waited.
@@ -126,15 +130,19 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 		}
 		return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("refresh: %w", errStopping)}
 	}
+	sendScopes, perr := b.grantPolicy(a, aud, scopes, minValid, force)
+	if perr != nil {
+		return Token{}, perr
+	}
 	b.flushSecret(a)
 	secret, cfg, err := b.loadSecret(a)
 	if err != nil {
 		return Token{}, err
 	}
 	for try := 0; ; try++ {
-		tok, err := b.refreshWith(ctx, a, cfg, secret, aud, scopes, &held)
+		tok, err := b.refreshWith(ctx, a, cfg, secret, aud, sendScopes, &held)
 		if err == nil {
-			return tok, nil
+			return b.afterRefresh(a, tok, aud, scopes, minValid)
 		}
 		if !held {
 			// The caller's context ended while the IdP call was in flight;
@@ -145,7 +153,7 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 			return Token{}, &AccountError{Account: a.name, Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 		}
 		var ie *IdPError
-		if errors.As(err, &ie) && ie.Code == "invalid_grant" {
+		if errors.As(err, &ie) && deadRefreshToken(ie) {
 			// invalid_grant: "The provided authorization grant ... or refresh
 			// token is invalid, expired, revoked ..."
 			// (https://www.rfc-editor.org/rfc/rfc6749#section-5.2). Someone
@@ -386,7 +394,16 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 		if err != nil {
 			return err
 		}
+		a.mu.Lock()
+		a.learnEndpoint(endpoint)
+		single := a.single()
+		a.mu.Unlock()
 		form := refreshForm(secret, aud, scopes)
+		if single {
+			// One token per account: ask for the whole grant (see
+			// grantPolicy).
+			form.Del("scope")
+		}
 		b.log.Debug("refresh", "account", a.name, "scopes", scopes, "audience", aud)
 		done := make(chan postResult, 1)
 		actx, acancel := context.WithTimeout(withAnswerWait(context.WithoutCancel(ctx)), b.stop.answerWait)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,8 +48,14 @@ func TestTokenRefreshAndCache(t *testing.T) {
 		t.Errorf("got the old token within the early-refresh window, want a refreshed one")
 	}
 	// MinValid beyond the remaining life forces a refresh.
-	if _, err := tb.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}, MinValid: 10 * time.Minute}); err != nil {
+	tb.clock.Advance(20 * time.Second)
+	if _, err := tb.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}, MinValid: 290 * time.Second}); err != nil {
 		t.Fatal(err)
+	}
+	// MinValid beyond the provider's lifetime (5m) is refused without one.
+	_, err := tb.Token(context.Background(), TokenRequest{Account: "work", Scopes: []string{"files"}, MinValid: 10 * time.Minute})
+	if !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), "min_valid 10m exceeds the provider's token lifetime of 5m") {
+		t.Fatalf("got %v, want the min_valid error", err)
 	}
 	if got := f.refreshCalls(); got != 4 {
 		t.Errorf("got %d refresh calls, want 4", got)

@@ -115,6 +115,14 @@ type Account struct {
 	// ExchangeFallbackRefresh allows serving a refresh-grant token when the
 	// IdP answers unsupported_grant_type to token exchange (default off).
 	ExchangeFallbackRefresh bool
+	// ExchangeParams are extra form fields of every RFC 8693 request, for
+	// providers that want more than the RFC (Dex: connector_id). They
+	// never replace a field the RFC defines.
+	ExchangeParams map[string]string
+
+	// TokensPerGrant is TokensPerGrantAuto (default), TokensPerGrantOne or
+	// TokensPerGrantMany (see grantpolicy.go).
+	TokensPerGrant string
 }
 
 // Token is an access credential handed to a client. Its AccessToken must not

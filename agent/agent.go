@@ -428,7 +428,7 @@ func wireError(account string, err error) error {
 	case errors.Is(err, broker.ErrNeedsLogin), errors.Is(err, broker.ErrSignedOut):
 		return &ipc.Error{Code: ipc.CodeNeedsLogin, Account: account,
 			Message: fmt.Sprintf("account %s needs sign-in: run ncagent login %s", account, account)}
-	case errors.Is(err, broker.ErrSubjectToken):
+	case errors.Is(err, broker.ErrSubjectToken), errors.Is(err, broker.ErrBadRequest):
 		return &ipc.Error{Code: ipc.CodeInvalidRequest, Account: account, Message: err.Error()}
 	case errors.Is(err, broker.ErrUnavailable):
 		// Retries spent on 5xx, 429, network faults or timeouts: the

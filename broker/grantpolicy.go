@@ -273,3 +273,21 @@ func (b *Broker) cachedTokenEndpoint(cfg Account) string {
 		return ""
 	}
 }
+
+// burstWindow is how long a token fresh from the provider counts as
+// "just issued" for requests that arrive right after its refresh.
+const burstWindow = time.Second
+
+// burstBase is the moment a request that arrived at arrived measures its
+// min_valid from: its arrival, or the latest refresh when that was less
+// than burstWindow ago. So a burst of identical requests whose min_valid
+// is close to the token lifetime shares one refresh instead of making one
+// each (every later caller would otherwise find the fresh token a few
+// milliseconds short), at the price of min_valid being honoured to within
+// burstWindow. Called with a.mu held.
+func (a *account) burstBase(arrived, now time.Time) time.Time {
+	if lr := a.lastRefresh; lr.Before(arrived) && now.Sub(lr) < burstWindow {
+		return lr
+	}
+	return arrived
+}

@@ -114,7 +114,7 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 	// from when this caller asked (or from a refresh just made, see
 	// burstBase), so a burst of identical requests shares one refresh
 	// even when min_valid is close to the token lifetime.
-	t, ok := a.lookup(aud, scopes, max(minValid-now.Sub(arrived), 0), true, now)
+	t, ok := a.lookup(aud, scopes, max(minValid-now.Sub(a.burstBase(arrived, now)), 0), true, now)
 	if force {
 		// A keep-alive is due no longer when a caller refreshed the chain
 		// while it waited.
@@ -540,7 +540,7 @@ func (b *Broker) applyRefresh(a *account, cfg Account, used Secret, aud string, 
 		logST = !a.loggedST
 		a.loggedST = true
 	}
-	if a.singleToken {
+	if a.single() {
 		// The IdP ignores scope on refresh and may invalidate earlier access
 		// tokens: keep one token per account.
 		a.tokens = []cacheEntry{entry}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -108,6 +109,7 @@ func newAccount(cfg Account) *account {
 // setConfig installs cfg. Called with a.mu held or before a is shared.
 func (a *account) setConfig(cfg Account) {
 	cfg.Scopes = slices.Clone(cfg.Scopes)
+	cfg.ExchangeParams = maps.Clone(cfg.ExchangeParams)
 	cfg.CAPEM = slices.Clone(cfg.CAPEM)
 	a.cfg = cfg
 	a.oneToken = oneTokenPerGrant(cfg, a.endpoint)
@@ -288,6 +290,12 @@ func (b *Broker) validate(a Account) error {
 	}
 	if a.ClientID == "" {
 		return errors.New("oidc account needs a client id")
+	}
+	if err := ValidateExchangeParams(a.ExchangeParams); err != nil {
+		return err
+	}
+	if err := ValidTokensPerGrant(a.TokensPerGrant); err != nil {
+		return err
 	}
 	for _, u := range []struct{ what, url string }{
 		{"issuer", a.Issuer}, {"token endpoint", a.Endpoints.Token}, {"revocation endpoint", a.Endpoints.Revocation},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,6 +101,7 @@ func (b *Broker) Exchange(ctx context.Context, req ExchangeRequest) (Token, erro
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
+	addExchangeParams(form, cfg.ExchangeParams)
 	if req.ActorToken != "" {
 		at := req.ActorTokenType
 		if at == "" {
@@ -110,14 +112,17 @@ func (b *Broker) Exchange(ctx context.Context, req ExchangeRequest) (Token, erro
 	}
 	b.log.Debug("exchange", "account", a.name, "audience", aud, "scopes", scopes, "delegation", req.ActorToken != "")
 	var body []byte
-	err := b.withRetry(ctx, "exchange", func() error {
-		endpoint, err := b.tokenEndpoint(ctx, cfg)
-		if err != nil {
+	err := b.offersExchange(ctx, cfg)
+	if err == nil {
+		err = b.withRetry(ctx, "exchange", func() error {
+			endpoint, err := b.tokenEndpoint(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			body, err = b.postForm(ctx, "exchange", cfg, endpoint, cloneValues(form))
 			return err
-		}
-		body, err = b.postForm(ctx, "exchange", cfg, endpoint, cloneValues(form))
-		return err
-	})
+		})
+	}
 	if err != nil {
 		var ie *IdPError
 		if errors.As(err, &ie) && ie.Code == "unsupported_grant_type" && cfg.ExchangeFallbackRefresh {
@@ -232,4 +237,55 @@ func (b *Broker) jwksFor(cfg Account, url string) (*jwksCache, error) {
 		b.jwks[url] = c
 	}
 	return c, nil
+}
+
+// rfc8693Params are the form fields of a token exchange request that RFC
+// 8693 §2.1 and client authentication define; Account.ExchangeParams may
+// not set them.
+var rfc8693Params = []string{"grant_type", "resource", "audience", "scope", "requested_token_type",
+	"subject_token", "subject_token_type", "actor_token", "actor_token_type", "client_id", "client_secret"}
+
+// addExchangeParams adds a provider's extra exchange fields (Dex:
+// connector_id, "REQUIRED, not in RFC" in dexidp/dex
+// server/handlers.go handleTokenExchange) without replacing a field the
+// RFC defines.
+func addExchangeParams(form url.Values, extra map[string]string) {
+	for k, v := range extra {
+		if !slices.Contains(rfc8693Params, k) {
+			form.Set(k, v)
+		}
+	}
+}
+
+// ValidateExchangeParams checks an account's exchange_params.
+func ValidateExchangeParams(extra map[string]string) error {
+	for k := range extra {
+		if k == "" || slices.Contains(rfc8693Params, k) {
+			return fmt.Errorf("exchange_params: %q is a field ncagent sets itself (RFC 8693 §2.1); only extra fields may be given", k)
+		}
+	}
+	return nil
+}
+
+// offersExchange fails at once when the issuer's discovery document lists
+// grant_types_supported without the token exchange grant: "JSON array
+// containing a list of the OAuth 2.0 grant type values that this
+// authorization server supports"
+// (https://www.rfc-editor.org/rfc/rfc8414#section-2). A document without
+// the field, or an account without an issuer, says nothing, and the
+// request is sent.
+func (b *Broker) offersExchange(ctx context.Context, cfg Account) error {
+	if cfg.Issuer == "" {
+		return nil
+	}
+	md, err := b.Discover(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if len(md.GrantTypesSupported) == 0 || slices.Contains(md.GrantTypesSupported, grantTokenExchange) {
+		return nil
+	}
+	return &IdPError{Op: "exchange", Code: "unsupported_grant_type",
+		Description: fmt.Sprintf("the identity provider does not offer token exchange: its discovery document lists grant types %s, not %s; "+
+			"ask for a background token (ncagent token) instead, or use a provider that supports RFC 8693", strings.Join(md.GrantTypesSupported, ", "), grantTokenExchange)}
 }

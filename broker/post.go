@@ -175,7 +175,7 @@ func newIdPError(op string, status int, code, description string, form url.Value
 			description = strings.ReplaceAll(description, v, redacted)
 		}
 	}
-	ie := &IdPError{Op: op, StatusCode: status, Code: untrusted.Text(code, 64), Description: untrusted.Text(description, 300)}
+	ie := &IdPError{Op: op, StatusCode: status, Code: untrusted.Text(code, 64), Description: untrusted.Text(description, 1000)}
 	if ie.Code == "" {
 		ie.Code = "http_" + strconv.Itoa(status)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/untrusted"
 )
 
 // signedIn hands the integration's sign-in over the way the agent does:
@@ -233,5 +234,64 @@ func TestScopeOutsideGrantRefused(t *testing.T) {
 	}
 	if _, err := it.b.Token(ctx, TokenRequest{Account: "work", Scopes: []string{"calendar", "files"}}); err != nil {
 		t.Errorf("scopes within the grant: %v", err)
+	}
+}
+
+func TestExchangeProviders(t *testing.T) {
+	ctx := context.Background()
+	t.Run("dex needs connector_id", func(t *testing.T) {
+		it := newIntegration(t, idptest.Options{Profile: idptest.ProfileDex}, idptest.ConfidentialClientID, nil)
+		subject := Secret(it.login.AccessToken)
+		_, err := it.b.Exchange(ctx, ExchangeRequest{Account: "work", SubjectToken: subject})
+		var ie *IdPError
+		if !errors.As(err, &ie) || ie.Code != "invalid_request" || ie.Description != "Requested connector does not exist." {
+			t.Fatalf("without exchange_params: got %v, want Dex's invalid_request", err)
+		}
+		cfg := it.b.get("work").cfg
+		cfg.ExchangeParams = map[string]string{"connector_id": "local", "subject_token": "ignored"}
+		if err := it.b.SetAccount(cfg); err == nil {
+			t.Fatal("exchange_params may set subject_token")
+		}
+		cfg.ExchangeParams = map[string]string{"connector_id": "local"}
+		if err := it.b.SetAccount(cfg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := it.b.Exchange(ctx, ExchangeRequest{Account: "work", SubjectToken: subject})
+		if err != nil {
+			t.Fatalf("with connector_id: %v", err)
+		}
+		if !it.idp.Inspect(got.AccessToken.Reveal()).Active {
+			t.Error("the exchanged token is not active")
+		}
+	})
+	for _, opts := range []idptest.Options{{Profile: idptest.ProfileHydra}, {NoTokenExchange: true}, {Profile: idptest.ProfileNextcloudOIDC}} {
+		t.Run("no exchange "+string(opts.Profile), func(t *testing.T) {
+			it := newIntegration(t, opts, idptest.PublicClientID, nil)
+			_, err := it.b.Exchange(ctx, ExchangeRequest{Account: "work", SubjectToken: Secret(it.login.AccessToken)})
+			if err == nil || !strings.Contains(err.Error(), "does not offer token exchange") {
+				t.Fatalf("got %v, want the provider does not offer token exchange", err)
+			}
+			if got := it.idp.Calls(idptest.GrantTypeTokenExchange); got != 0 {
+				t.Errorf("got %d exchange requests, want 0", got)
+			}
+		})
+	}
+}
+
+func TestProviderErrorTextNotCutMidWord(t *testing.T) {
+	// Hydra's (fosite's) invalid_request with a hint runs long.
+	desc := "The request is missing a required parameter, includes an invalid parameter value, includes a parameter more than once, or is otherwise malformed. " +
+		"Make sure that the various parameters are correct, be aware of case sensitivity and trim your parameters. " +
+		"Make sure that the client you are using has exactly whitelisted the redirect_uri you specified. " + strings.Repeat("Additional hint words follow here. ", 30)
+	got := untrusted.Text(desc, 1000)
+	if !strings.HasSuffix(got, "…") {
+		t.Fatalf("got %q, want a cut", got)
+	}
+	body := strings.TrimSuffix(got, "…")
+	if !strings.HasPrefix(desc, body) || (len(body) < len(desc) && desc[len(body)] != ' ' && desc[len(body)-1] != '.') {
+		t.Errorf("cut mid-word: ...%q", body[len(body)-20:])
+	}
+	if short := "Requested connector does not exist."; untrusted.Text(short, 1000) != short {
+		t.Errorf("a short text was changed")
 	}
 }

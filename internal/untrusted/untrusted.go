@@ -10,7 +10,8 @@ import (
 )
 
 // Text returns s without control characters, cut to at most n bytes on a
-// rune boundary (an ellipsis marks a cut). Use it on anything a server sent
+// rune boundary, at the last space when that is in the second half (an
+// ellipsis marks a cut). Use it on anything a server sent
 // before quoting it in a message or showing it to the user.
 func Text(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
@@ -20,7 +21,13 @@ func Text(s string, n int) string {
 		return r
 	}, s)
 	if len(s) > n {
-		s = strings.ToValidUTF8(s[:n], "") + "…"
+		// Cut at a word boundary when there is one in the second half: a
+		// provider's text cut mid-word reads as a different word.
+		cut := strings.ToValidUTF8(s[:n], "")
+		if i := strings.LastIndexAny(cut, " \t"); i > n/2 && !strings.ContainsAny(s[len(cut):len(cut)+1], " \t") {
+			cut = cut[:i]
+		}
+		s = strings.TrimRight(cut, " \t,;:") + "…"
 	}
 	return s
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -72,9 +73,17 @@ type AccountConfig struct {
 	CacheExchanged          bool     `toml:"cache_exchanged,omitempty"`
 	ExchangeFallbackRefresh bool     `toml:"exchange_fallback_refresh,omitempty"`
 	// RedirectHost is the loopback host of the browser sign-in redirect:
-	// "localhost" (default) or "127.0.0.1".
+	// "localhost" or "127.0.0.1"; default localhost on the Nextcloud oidc
+	// app, 127.0.0.1 elsewhere (RFC 8252 §8.3).
 	RedirectHost string           `toml:"redirect_host,omitempty"`
 	Endpoints    broker.Endpoints `toml:"endpoints,omitempty"`
+	// TokensPerGrant is "one" for providers that keep one access token
+	// per grant and kill it on every refresh (automatic for the Nextcloud
+	// oidc app), "many" to keep one per scope set; default automatic.
+	TokensPerGrant string `toml:"tokens_per_grant,omitempty"`
+	// ExchangeParams are extra form fields of RFC 8693 token exchange
+	// requests (Dex: connector_id).
+	ExchangeParams map[string]string `toml:"exchange_params,omitempty"`
 }
 
 // ConfigPath returns the path of the config file: $NCAGENT_CONFIG when set,
@@ -445,6 +454,12 @@ func (ac *AccountConfig) Validate(name string) error {
 	default:
 		return fieldError(name, "redirect_host", "%q: want localhost or 127.0.0.1", ac.RedirectHost)
 	}
+	if err := broker.ValidTokensPerGrant(ac.TokensPerGrant); err != nil {
+		return fieldError(name, "tokens_per_grant", "%v", err)
+	}
+	if err := broker.ValidateExchangeParams(ac.ExchangeParams); err != nil {
+		return fieldError(name, "exchange_params", "%v", err)
+	}
 	if ac.CAFile != "" {
 		if _, err := expandPath(ac.CAFile); err != nil {
 			return fieldError(name, "ca_file", "%v", err)
@@ -480,6 +495,8 @@ func (ac *AccountConfig) Broker(name string) (broker.Account, error) {
 		AllowedAlgs:             slices.Clone(ac.AllowedAlgs),
 		CacheExchanged:          ac.CacheExchanged,
 		ExchangeFallbackRefresh: ac.ExchangeFallbackRefresh,
+		TokensPerGrant:          ac.TokensPerGrant,
+		ExchangeParams:          maps.Clone(ac.ExchangeParams),
 	}
 	if a.Kind == broker.KindOIDC && a.Issuer == "" {
 		a.Issuer = a.Server

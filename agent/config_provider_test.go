@@ -36,7 +36,7 @@ exchange_params = { connector_id = "ldap" }
 	}
 	for body, want := range map[string]string{
 		`tokens_per_grant = "two"`:                      "tokens_per_grant",
-		`exchange_params = { subject_token = "x" }`:     "exchange_params",
+		`exchange_params = { subject_token = "x" }`:     "subject_token",
 		`exchange_params = { grant_type = "password" }`: "exchange_params",
 	} {
 		_, _, err := LoadConfig(write(t, "[accounts.x]\nkind = \"oidc\"\nserver = \"https://c.example.com\"\nclient_id = \"c\"\n"+body+"\n"))

@@ -402,8 +402,13 @@ func TestLoginBrowserThroughAgent(t *testing.T) {
 		t.Fatalf("token: %v", err)
 	}
 	r.remember(tok.AccessToken)
-	if active, scopes, _ := r.idp.Introspect(tok.AccessToken); !active || !slices.Equal(scopes, []string{"files"}) {
-		t.Errorf("token: got active %v scopes %q, want active with [files]", active, scopes)
+	// The sign-in's own token serves the first request: no refresh right
+	// after the code exchange.
+	if active, scopes, _ := r.idp.Introspect(tok.AccessToken); !active || !slices.Contains(scopes, "files") {
+		t.Errorf("token: got active %v scopes %q, want active with files", active, scopes)
+	}
+	if got := r.idp.Calls("refresh_token"); got != 0 {
+		t.Errorf("got %d refreshes after the sign-in, want 0", got)
 	}
 }
 
@@ -484,7 +489,7 @@ func TestLoginBrowserNeverComesBack(t *testing.T) {
 	defer cancel()
 
 	res := r.login(ctx, ipc.LoginRequest{Account: "work"}, nil)
-	wantWireError(t, res.err, ipc.CodeTimeout, "did not come back within 2s", "run the login again")
+	wantWireError(t, res.err, ipc.CodeTimeout, "did not come back to http://127.0.0.1:", "/callback within 2s", "--redirect-host localhost", "run the login again")
 	var authURL string
 	for _, ev := range res.events {
 		if ev.Type == "open_url" {

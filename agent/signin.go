@@ -24,7 +24,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -192,18 +191,6 @@ func (r signInRequest) progress(ev ipc.LoginEvent) {
 	r.Progress(ev)
 }
 
-// oidcScopes returns the requested scopes plus openid and offline_access,
-// in order and without duplicates.
-func oidcScopes(requested []string) []string {
-	out := make([]string, 0, len(requested)+2)
-	for _, s := range append([]string{"openid"}, append(slices.Clone(requested), "offline_access")...) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // randomString returns n random bytes, base64url-encoded without padding.
 func randomString(n int) string {
 	b := make([]byte, n)
@@ -290,16 +277,13 @@ func finishOIDC(ctx context.Context, r signInRequest, tr broker.TokenResponse, n
 	if len(granted) == 0 {
 		// https://www.rfc-editor.org/rfc/rfc6749#section-5.1: scope is
 		// "OPTIONAL, if identical to the scope requested by the client".
-		granted = oidcScopes(r.Scopes)
+		granted = signInScopes(r.Scopes, r.Metadata)
 	}
 	tokenType := tr.TokenType
 	if tokenType == "" || strings.EqualFold(tokenType, "bearer") {
 		tokenType = "Bearer"
 	}
-	username := claims.PreferredUsername
-	if username == "" {
-		username = claims.Subject
-	}
+	username := userName(claims)
 	res := signInResult{
 		Kind: broker.KindOIDC, Secret: tr.RefreshToken,
 		Server: r.Server, Issuer: r.issuer(),

@@ -58,10 +58,7 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 	if err := checkBrowserRequest(r); err != nil {
 		return signInResult{}, err
 	}
-	host := r.RedirectHost
-	if host == "" {
-		host = "localhost"
-	}
+	host := redirectHost(r.RedirectHost, r.Metadata)
 	lns, port, err := listenLoopback(host)
 	if err != nil {
 		return signInResult{}, fmt.Errorf("browser sign-in: %w", err)
@@ -80,7 +77,8 @@ func signInBrowser(ctx context.Context, r signInRequest) (signInResult, error) {
 		return out.res, out.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return signInResult{}, fmt.Errorf("browser sign-in: the browser did not come back within %s: %w", r.Timeout.Round(time.Second), ErrSignInTimeout)
+			return signInResult{}, fmt.Errorf("browser sign-in: the browser did not come back to %s within %s (%s): %w",
+				f.cfg.RedirectURL, r.Timeout.Round(time.Second), redirectAdvice(r, host), ErrSignInTimeout)
 		}
 		return signInResult{}, fmt.Errorf("browser sign-in: %w", ctx.Err())
 	}
@@ -114,7 +112,7 @@ func newBrowserFlow(ctx context.Context, r signInRequest, redirectURI string) *b
 			ClientID:    r.ClientID,
 			Endpoint:    oauth2.Endpoint{AuthURL: r.Metadata.AuthorizationEndpoint},
 			RedirectURL: redirectURI,
-			Scopes:      oidcScopes(r.Scopes),
+			Scopes:      signInScopes(r.Scopes, r.Metadata),
 		},
 	}
 }

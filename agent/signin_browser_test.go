@@ -176,12 +176,13 @@ func TestSignInBrowserSuccess(t *testing.T) {
 		redirectHost string
 		wantHost     string
 	}{
-		{name: "public client, localhost", clientID: idptest.PublicClientID, wantHost: "localhost"},
+		{name: "public client, localhost", clientID: idptest.PublicClientID, redirectHost: "localhost", wantHost: "localhost"},
+		{name: "public client, default", clientID: idptest.PublicClientID, wantHost: "127.0.0.1"},
 		{name: "public client, 127.0.0.1", clientID: idptest.PublicClientID, redirectHost: "127.0.0.1", wantHost: "127.0.0.1"},
 		{name: "client_secret_basic", clientID: idptest.ConfidentialClientID, auth: broker.ClientAuthBasic,
-			secret: func(s *idptest.Server) string { return s.ConfidentialSecret }, wantHost: "localhost"},
+			secret: func(s *idptest.Server) string { return s.ConfidentialSecret }, wantHost: "127.0.0.1"},
 		{name: "client_secret_post", clientID: idptest.PostClientID, auth: broker.ClientAuthPost,
-			secret: func(s *idptest.Server) string { return s.PostSecret }, wantHost: "localhost"},
+			secret: func(s *idptest.Server) string { return s.PostSecret }, wantHost: "127.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,7 +206,7 @@ func TestSignInBrowserSuccess(t *testing.T) {
 				"client_id":             tt.clientID,
 				"code_challenge_method": "S256",
 				"prompt":                "consent",
-				"scope":                 "openid files profile offline_access",
+				"scope":                 "openid profile email files offline_access",
 			} {
 				if got := q.Get(k); got != want {
 					t.Errorf("authorization URL %s: got %q, want %q", k, got, want)

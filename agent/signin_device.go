@@ -181,7 +181,7 @@ func deviceCtxErr(ctx context.Context, r signInRequest) error {
 // (https://www.rfc-editor.org/rfc/rfc8628#section-3.1) and checks that the
 // verification URIs the user is sent to are web pages.
 func deviceAuthorize(ctx context.Context, r signInRequest) (broker.DeviceAuthorization, error) {
-	da, err := r.idp.AuthorizeDevice(ctx, oidcScopes(r.Scopes))
+	da, err := r.idp.AuthorizeDevice(ctx, signInScopes(r.Scopes, r.Metadata))
 	if err != nil {
 		if ctx.Err() != nil {
 			return broker.DeviceAuthorization{}, deviceCtxErr(ctx, r)

@@ -237,7 +237,7 @@ func TestSignInDeviceSuccess(t *testing.T) {
 
 			d.mu.Lock()
 			defer d.mu.Unlock()
-			if got, want := d.deviceForm.Get("scope"), "openid files offline_access"; got != want {
+			if got, want := d.deviceForm.Get("scope"), "openid profile email files offline_access"; got != want {
 				t.Errorf("device request scope: got %q, want %q", got, want)
 			}
 			for i, f := range d.tokenForms {

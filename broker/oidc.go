@@ -207,6 +207,7 @@ type IDClaims struct {
 	Subject           string // sub
 	PreferredUsername string // preferred_username; may be empty
 	Name              string // name; may be empty
+	Email             string // email; may be empty
 }
 
 // idTokenClaims is an ID token's payload
@@ -217,6 +218,7 @@ type idTokenClaims struct {
 	AuthorizedParty   string `json:"azp"`
 	PreferredUsername string `json:"preferred_username"`
 	Name              string `json:"name"`
+	Email             string `json:"email"`
 }
 
 func (c *idTokenClaims) registered() *jwt.RegisteredClaims { return &c.RegisteredClaims }
@@ -276,7 +278,7 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (IDClai
 			return IDClaims{}, fmt.Errorf("%w: %w", ErrIDToken, ErrNonce)
 		}
 	}
-	return IDClaims{Subject: claims.Subject, PreferredUsername: claims.PreferredUsername, Name: claims.Name}, nil
+	return IDClaims{Subject: claims.Subject, PreferredUsername: claims.PreferredUsername, Name: claims.Name, Email: claims.Email}, nil
 }
 
 // Userinfo asks the userinfo endpoint whom accessToken belongs to
@@ -327,6 +329,7 @@ func (p *Provider) Userinfo(ctx context.Context, accessToken Secret) (IDClaims, 
 		Sub               string `json:"sub"`
 		PreferredUsername string `json:"preferred_username"`
 		Name              string `json:"name"`
+		Email             string `json:"email"`
 	}
 	if err := json.Unmarshal(body, &c); err != nil {
 		return IDClaims{}, fmt.Errorf("%s: malformed response (%d bytes)", op, len(body))
@@ -334,5 +337,5 @@ func (p *Provider) Userinfo(ctx context.Context, accessToken Secret) (IDClaims, 
 	if c.Sub == "" {
 		return IDClaims{}, fmt.Errorf("%s: the response names no subject (sub)", op)
 	}
-	return IDClaims{Subject: c.Sub, PreferredUsername: c.PreferredUsername, Name: c.Name}, nil
+	return IDClaims{Subject: c.Sub, PreferredUsername: c.PreferredUsername, Name: c.Name, Email: c.Email}, nil
 }

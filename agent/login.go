@@ -151,9 +151,7 @@ func (a *Agent) runLoginOp(ctx context.Context, name string, req ipc.LoginReques
 // (runSignIn), and, only when it succeeded, commit (commitSignIn), which
 // replaces the account's secret and config.
 func (a *Agent) signIn(ctx context.Context, name string, req ipc.LoginRequest, emit func(ipc.LoginEvent)) (ipc.LoginEvent, error) {
-	a.mu.Lock()
-	old := a.cfg.Accounts[name]
-	a.mu.Unlock()
+	old := a.currentAccountConfig(name)
 	plan, err := planSignIn(name, req, old)
 	if err != nil {
 		return ipc.LoginEvent{}, err

@@ -59,6 +59,8 @@ type loginRigOptions struct {
 	// without keep-alive refreshes. Its first token request rotates the
 	// refresh token (see settle).
 	work bool
+	// idp configures the rig's identity provider (a provider profile).
+	idp idptest.Options
 }
 
 // startLoginRig starts an agent on a fresh socket, config and keychain
@@ -68,7 +70,7 @@ func startLoginRig(t *testing.T, opts loginRigOptions) *loginRig {
 	t.Helper()
 	requireSecretService(t)
 	r := &loginRig{
-		idp:  idptest.New(t, idptest.Options{}),
+		idp:  idptest.New(t, opts.idp),
 		logs: &syncBuffer{},
 	}
 	service := "ncagent-login-" + strconv.FormatInt(time.Now().UnixNano(), 36)

@@ -50,6 +50,7 @@ func planSignIn(name string, req ipc.LoginRequest, old *AccountConfig) (signInPl
 	set(&ac.Issuer, req.Issuer)
 	set(&ac.ClientID, req.ClientID)
 	set(&ac.CAFile, req.CAFile)
+	set(&ac.RedirectHost, req.RedirectHost)
 	if len(req.Scopes) > 0 {
 		ac.Scopes = req.Scopes
 	}

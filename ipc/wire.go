@@ -132,6 +132,10 @@ type LoginRequest struct {
 	Method       string `json:"method,omitempty"` // browser, device, app-password; empty: choose
 	CAPEM        string `json:"ca_pem,omitempty"`
 	CAFile       string `json:"ca_file,omitempty"` // path of a PEM CA bundle on this machine, kept in config
+	// RedirectHost is the loopback host of the browser sign-in's redirect
+	// URI, "localhost" or "127.0.0.1", kept in config; empty: the
+	// account's, else the provider's default.
+	RedirectHost string `json:"redirect_host,omitempty"`
 	// OpenBrowser asks the agent to open the browser itself (the tray and
 	// setup page); the CLI opens it in the user's own process instead.
 	OpenBrowser bool `json:"open_browser,omitempty"`

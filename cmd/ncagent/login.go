@@ -24,9 +24,10 @@ func runLogin(ctx context.Context, e *env, args []string) int {
 
 Methods:
   browser       OpenID Connect code flow with PKCE on a loopback redirect
-                http://localhost:<port>/callback; register it for the client
-                at the IdP with any port (Nextcloud's oidc app:
-                http://localhost:*/callback)
+                http://127.0.0.1:<port>/callback (Nextcloud's oidc app:
+                http://localhost:<port>/callback); register it for the
+                client at the IdP with any port (oidc app:
+                http://localhost:*/callback); --redirect-host picks the other
   device        OAuth device code flow, for SSH sessions and machines
                 without a browser
   app-password  Nextcloud Login Flow v2: works on every stock Nextcloud
@@ -44,6 +45,7 @@ printed, so it can be opened on another machine.`)
 	method := fs.String("method", "", "browser, device or app-password (default: chosen from the server)")
 	noBrowser := fs.Bool("no-browser", false, "do not open a browser; only print the URL")
 	caFile := fs.String("ca-file", "", "PEM bundle of extra CAs to trust for this account's servers")
+	redirectHost := fs.String("redirect-host", "", "loopback host of the browser redirect URI, localhost or 127.0.0.1 (default: localhost on Nextcloud's oidc app, else 127.0.0.1; kept for the account)")
 	asJSON := fs.Bool("json", false, "print the progress events as JSON lines")
 	account, code, done := parseWithAccount(e, fs, args)
 	if done {
@@ -55,6 +57,12 @@ printed, so it can be opened on another machine.`)
 	}
 	if err := agent.ValidateAccountName(account); err != nil {
 		errorf(e, "%v", err)
+		return exitUsage
+	}
+	switch *redirectHost {
+	case "", agent.RedirectLocalhost, agent.RedirectLoopback:
+	default:
+		errorf(e, "bad --redirect-host %q: use localhost or 127.0.0.1", *redirectHost)
 		return exitUsage
 	}
 	switch *method {
@@ -70,6 +78,8 @@ printed, so it can be opened on another machine.`)
 		ClientID: *clientID,
 		Scopes:   strings.Fields(*scopes),
 		Method:   *method,
+
+		RedirectHost: *redirectHost,
 	}
 	if *secretFile != "" {
 		s, err := readSecretFile(e, *secretFile)

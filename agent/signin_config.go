@@ -1,0 +1,23 @@
+package agent
+
+// currentAccountConfig returns the account's config as a sign-in must see
+// it: config.toml as it is on disk now, so that an edit (a new
+// redirect_host, scopes, client id) takes effect on the next sign-in of a
+// running agent; the agent's view when the file cannot be read or no
+// longer names the account. The caller may not modify the result.
+func (a *Agent) currentAccountConfig(name string) *AccountConfig {
+	a.mu.Lock()
+	mem := a.cfg.Accounts[name]
+	a.mu.Unlock()
+	if a.opts.ConfigPath == "" {
+		return mem
+	}
+	fresh, _, err := LoadConfig(a.opts.ConfigPath)
+	if err != nil {
+		return mem
+	}
+	if ac := fresh.Accounts[name]; ac != nil {
+		return ac
+	}
+	return mem
+}

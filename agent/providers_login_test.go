@@ -75,7 +75,16 @@ func TestSignInProviderProfiles(t *testing.T) {
 // TestSignInUsesEditedConfig: a running agent reads config.toml at every
 // sign-in, so an edited redirect_host takes effect without a restart.
 func TestSignInUsesEditedConfig(t *testing.T) {
-	r := startLoginRig(t, loginRigOptions{work: true, idp: idptest.Options{Profile: idptest.ProfileHydra}, signInTimeout: 2 * time.Second})
+	r := startLoginRig(t, loginRigOptions{idp: idptest.Options{Profile: idptest.ProfileHydra}, signInTimeout: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), loginWait)
+	defer cancel()
+	// The agent's own view says 127.0.0.1 after this sign-in ...
+	res := r.login(ctx, ipc.LoginRequest{Account: "work", Method: MethodBrowser, Server: r.idp.Issuer(),
+		ClientID: idptest.PublicClientID, RedirectHost: "127.0.0.1"}, authorizeThen(nil))
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	// ... then the user edits config.toml.
 	cfg, _, err := LoadConfig(r.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -84,8 +93,6 @@ func TestSignInUsesEditedConfig(t *testing.T) {
 	if err := cfg.Save(r.cfgPath); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), loginWait)
-	defer cancel()
 	var redirect string
 	r.login(ctx, ipc.LoginRequest{Account: "work"}, func(u string) pageSeen {
 		redirect = redirectURIOf(u)

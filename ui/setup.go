@@ -95,6 +95,9 @@ type attempt struct {
 // setupForm is the form's fields.
 type setupForm struct {
 	Account, Server, Issuer, ClientID, Method string
+	// RedirectHost is the browser sign-in's loopback host: "" (the
+	// provider's default), "localhost" or "127.0.0.1".
+	RedirectHost string
 }
 
 const (
@@ -376,6 +379,8 @@ func parseForm(r *http.Request) (setupForm, error) {
 		Issuer:   strings.TrimSpace(r.PostFormValue("issuer")),
 		ClientID: strings.TrimSpace(r.PostFormValue("client_id")),
 		Method:   r.PostFormValue("method"),
+
+		RedirectHost: r.PostFormValue("redirect_host"),
 	}
 	if f.Method == "" {
 		f.Method = "auto"
@@ -401,6 +406,11 @@ func parseForm(r *http.Request) (setupForm, error) {
 	case "auto", "browser", "app-password":
 	default:
 		return f, errors.New("method: choose automatic, browser or app password")
+	}
+	switch f.RedirectHost {
+	case "", "localhost", "127.0.0.1":
+	default:
+		return f, errors.New("redirect host: choose automatic, localhost or 127.0.0.1")
 	}
 	return f, nil
 }
@@ -487,6 +497,8 @@ func (s *SetupServer) runLogin(ctx context.Context, a *attempt) {
 		Issuer:      a.form.Issuer,
 		ClientID:    a.form.ClientID,
 		OpenBrowser: true,
+
+		RedirectHost: a.form.RedirectHost,
 	}
 	if a.form.Method != "auto" {
 		req.Method = a.form.Method

@@ -124,12 +124,18 @@ var pageTmpl = sync.OnceValue(func() *template.Template {
 <option value="browser"{{if eq .Form.Method "browser"}} selected{{end}}>OpenID Connect in the browser</option>
 <option value="app-password"{{if eq .Form.Method "app-password"}} selected{{end}}>Nextcloud app password</option>
 </select>
-<details{{if or .Form.Issuer .Form.ClientID}} open{{end}}>
+<details{{if or .Form.Issuer .Form.ClientID .Form.RedirectHost}} open{{end}}>
 <summary>Advanced: identity provider</summary>
 <label for="issuer">Issuer <span class="hint">Optional. Only when sign-in goes through another identity provider, like Keycloak.</span></label>
 <input type="url" id="issuer" name="issuer" placeholder="https://id.example.com/realms/main" value="{{.Form.Issuer}}">
 <label for="client_id">Client id <span class="hint">Optional. The OpenID Connect client registered for ncagent.</span></label>
 <input type="text" id="client_id" name="client_id" value="{{.Form.ClientID}}">
+<label for="redirect_host">Redirect host <span class="hint">The loopback address the identity provider sends the browser back to. Automatic: localhost on Nextcloud's oidc app, 127.0.0.1 elsewhere.</span></label>
+<select id="redirect_host" name="redirect_host">
+<option value=""{{if eq .Form.RedirectHost ""}} selected{{end}}>Automatic</option>
+<option value="localhost"{{if eq .Form.RedirectHost "localhost"}} selected{{end}}>localhost</option>
+<option value="127.0.0.1"{{if eq .Form.RedirectHost "127.0.0.1"}} selected{{end}}>127.0.0.1</option>
+</select>
 </details>
 <button type="submit" id="submit">Sign in</button>
 </form>

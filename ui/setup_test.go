@@ -189,7 +189,7 @@ func TestSetupAccess(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("got status %d, want 200", resp.StatusCode)
 		}
-		for _, want := range []string{`name="server"`, `name="issuer"`, `name="client_id"`, `name="method"`, `name="csrf"`} {
+		for _, want := range []string{`name="server"`, `name="issuer"`, `name="client_id"`, `name="method"`, `name="redirect_host"`, `name="csrf"`} {
 			if !strings.Contains(body, want) {
 				t.Errorf("form lacks %s", want)
 			}
@@ -301,6 +301,9 @@ func TestSetupForm(t *testing.T) {
 		{"bad issuer", func(v url.Values) { v.Set("issuer", "ftp://id.example.com") }, 400, ipc.LoginRequest{}, "issuer:"},
 		{"bad name", func(v url.Values) { v.Set("account", "../etc") }, 400, ipc.LoginRequest{}, "account name:"},
 		{"bad method", func(v url.Values) { v.Set("method", "device") }, 400, ipc.LoginRequest{}, "method:"},
+		{"redirect host", func(v url.Values) { v.Set("redirect_host", "127.0.0.1") }, 303,
+			ipc.LoginRequest{Account: "work", Server: "https://cloud.example.com", Issuer: "https://id.example.com/realms/main", ClientID: "ncagent", Method: "browser", OpenBrowser: true, RedirectHost: "127.0.0.1"}, ""},
+		{"bad redirect host", func(v url.Values) { v.Set("redirect_host", "0.0.0.0") }, 400, ipc.LoginRequest{}, "redirect host:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,7 +327,7 @@ func TestSetupForm(t *testing.T) {
 			waitFor(t, "Login called", func() bool { l, _ := f.b.calls(); return len(l) == 1 })
 			logins, _ := f.b.calls()
 			if got := logins[0]; got.Account != tt.want.Account || got.Server != tt.want.Server || got.Issuer != tt.want.Issuer ||
-				got.ClientID != tt.want.ClientID || got.Method != tt.want.Method || got.OpenBrowser != tt.want.OpenBrowser {
+				got.ClientID != tt.want.ClientID || got.Method != tt.want.Method || got.OpenBrowser != tt.want.OpenBrowser || got.RedirectHost != tt.want.RedirectHost {
 				t.Errorf("Login request: got %+v, want %+v", got, tt.want)
 			}
 		})

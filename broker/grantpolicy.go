@@ -36,7 +36,7 @@ var ErrBadRequest = errors.New("request cannot be served")
 // nextcloudOIDCPath is where the Nextcloud oidc app serves its endpoints
 // (index.php/apps/oidc/authorize, token, userinfo, jwks). The app keeps
 // one access token per grant and overwrites it on every refresh
-// (github.com/H2CK/oidc lib/Controller/OIDCApiController.php, getToken).
+// (github.com/H2CK/oidc 2.0.9 lib/Controller/OIDCApiController.php, getToken).
 const nextcloudOIDCPath = "/apps/oidc/"
 
 // IsNextcloudOIDC reports whether endpoint (an issuer, authorization or
@@ -85,8 +85,10 @@ func (a *account) learnEndpoint(endpoint string) {
 //   - Dex: "Refresh token is invalid or has already been claimed by
 //     another client." and "Refresh token expired." (HTTP 400,
 //     dexidp/dex server/refreshhandlers.go, getRefreshTokenFromStorage);
-//   - the Nextcloud oidc app: "Could not find access token for code or
-//     refresh_token." (OIDCApiController.php, getToken).
+//   - releases of the Nextcloud oidc app before 2.0.9 answered
+//     invalid_request "Could not find access token for code or
+//     refresh_token." (OIDCApiController.php, getToken); 2.0.9 says
+//     invalid_grant.
 func deadRefreshToken(ie *IdPError) bool {
 	switch ie.Code {
 	case "invalid_grant":

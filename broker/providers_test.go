@@ -295,3 +295,25 @@ func TestProviderErrorTextNotCutMidWord(t *testing.T) {
 		t.Errorf("a short text was changed")
 	}
 }
+
+func TestDeadRefreshTokenWords(t *testing.T) {
+	tests := []struct {
+		code, desc string
+		want       bool
+	}{
+		{"invalid_grant", "", true},
+		{"invalid_request", idptest.DexDeadRefresh, true},
+		{"invalid_request", "Refresh token expired.", true},
+		{"invalid_request", "Could not find access token for code or refresh_token.", true}, // the oidc app before 2.0.9
+		{"invalid_request", "clientID ncagent refresh token (ID abc) is invalid or has already been claimed by another client.", true},
+		{"invalid_request", "No refresh token is found in request.", false}, // a client bug, not a dead token
+		{"invalid_request", `Requested scopes contain unauthorized scope(s): ["talk"].`, false},
+		{"invalid_request", "The request is missing a required parameter.", false},
+		{"invalid_client", "Refresh token is invalid", false},
+	}
+	for _, tt := range tests {
+		if got := deadRefreshToken(&IdPError{Code: tt.code, Description: tt.desc}); got != tt.want {
+			t.Errorf("%s %q: got %v, want %v", tt.code, tt.desc, got, tt.want)
+		}
+	}
+}

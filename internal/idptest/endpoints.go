@@ -26,9 +26,8 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		grants = append(grants, GrantTypeTokenExchange)
 	}
 	if s.opts.Profile == ProfileNextcloudOIDC {
-		// DiscoveryController.php: $grantTypesSupported =
-		// ['authorization_code'] although the refresh grant works.
-		grants = []string{"authorization_code"}
+		// lib/Util/DiscoveryGenerator.php (2.0.9): $grantTypesSupported.
+		grants = []string{"authorization_code", "implicit", "refresh_token"}
 	}
 	doc := map[string]any{
 		"issuer":                                        s.URL,

@@ -22,30 +22,30 @@ const (
 	ProfileFosite Profile = ""
 
 	// ProfileNextcloudOIDC is Nextcloud's "oidc" app (OIDC Identity
-	// Provider, github.com/H2CK/oidc), as read in
-	// lib/Controller/OIDCApiController.php (getToken) and
-	// lib/Controller/DiscoveryController.php:
+	// Provider, github.com/H2CK/oidc), as read in release 2.0.9:
+	// lib/Controller/OIDCApiController.php (getToken),
+	// lib/Util/DiscoveryGenerator.php and appinfo/routes.php:
 	//   - endpoints under /index.php/apps/oidc/ (authorize, token,
-	//     userinfo, jwks); the issuer is the Nextcloud base URL. The
-	//     discovery document has no revocation_endpoint, no
-	//     device_authorization_endpoint, no introspection endpoint, and
-	//     grant_types_supported is ["authorization_code"] only (the refresh
-	//     grant works all the same).
+	//     userinfo, jwks, introspect); the issuer is the Nextcloud base
+	//     URL. The discovery document names no revocation_endpoint and no
+	//     device_authorization_endpoint (there is no such route or
+	//     controller), and grant_types_supported is authorization_code,
+	//     implicit, refresh_token: no token exchange.
 	//   - one access token per grant: the grant is one AccessToken row
-	//     whose access_token and hashed code are overwritten on every
-	//     refresh ($accessToken->setAccessToken(...); update), so the
-	//     previous access token stops working at once.
+	//     whose access token and hashed code are overwritten on every
+	//     refresh (setAccessToken, setHashedCode, update), so the previous
+	//     access token stops working at once.
 	//   - scope is not read from a refresh request and no token response
-	//     carries "scope" (the response is access_token, token_type,
-	//     expires_in, refresh_token, id_token[, refresh_expires_in]).
-	//   - a refresh token (or code) that is no longer the row's code is
-	//     not found: HTTP 400 {"error": "invalid_request",
-	//     "error_description": "Could not find access token for code or
-	//     refresh_token."}. The grant itself is not revoked. An expired one
-	//     is invalid_grant "Refresh token is expired.".
+	//     carries "scope" (access_token, token_type, expires_in, id_token,
+	//     refresh_token, refresh_expires_in).
+	//   - a refresh token that is no longer the row's code is not found:
+	//     HTTP 400 invalid_grant "Could not find access token for code or
+	//     refresh_token." (invalidGrantResponse); the grant itself is not
+	//     revoked. An expired one is invalid_grant "Refresh token is
+	//     expired.".
 	//   - redirect URIs: a registered http://localhost:*/callback accepts
-	//     any port for localhost; 127.0.0.1 is not registered.
-	//   - no token exchange grant.
+	//     any port for localhost only (lib/Service/RedirectUriService.php);
+	//     127.0.0.1 is not registered here.
 	ProfileNextcloudOIDC Profile = "nextcloud-oidc"
 
 	// ProfileDex is Dex (github.com/dexidp/dex), as read in
@@ -118,13 +118,13 @@ func (p Profile) behaviour(opts Options) behaviour {
 	case ProfileNextcloudOIDC:
 		b.prefix = nextcloudPrefix
 		b.ignoreScope, b.revokeAccessOnRotate, b.omitScope = true, true, true
-		b.revocation, b.introspection, b.exchange = false, false, false
+		b.revocation, b.exchange = false, false
 		b.redirectURIs = []string{"http://localhost/callback"}
 		b.deadRefresh = func(expired bool) *fosite.RFC6749Error {
 			if expired {
 				return &fosite.RFC6749Error{ErrorField: "invalid_grant", DescriptionField: "Refresh token is expired.", CodeField: http.StatusBadRequest}
 			}
-			return &fosite.RFC6749Error{ErrorField: "invalid_request", DescriptionField: "Could not find access token for code or refresh_token.", CodeField: http.StatusBadRequest}
+			return &fosite.RFC6749Error{ErrorField: "invalid_grant", DescriptionField: NextcloudDeadRefresh, CodeField: http.StatusBadRequest}
 		}
 	case ProfileDex:
 		b.oneRefreshPerClient, b.connectorID = true, true
@@ -141,6 +141,10 @@ func (p Profile) behaviour(opts Options) behaviour {
 	}
 	return b
 }
+
+// NextcloudDeadRefresh is the oidc app's error_description for a refresh
+// token that is not (any more) the grant's code (OIDCApiController.php).
+const NextcloudDeadRefresh = "Could not find access token for code or refresh_token."
 
 // DexDeadRefresh is Dex's error_description for a refresh token it no
 // longer knows (refreshhandlers.go, getRefreshTokenFromStorage).

@@ -52,7 +52,7 @@ func TestProfileNextcloudOIDC(t *testing.T) {
 	if got, want := doc["token_endpoint"], s.URL+"/index.php/apps/oidc/token"; got != want {
 		t.Fatalf("token_endpoint: got %v, want %v", got, want)
 	}
-	for _, k := range []string{"revocation_endpoint", "device_authorization_endpoint", "introspection_endpoint"} {
+	for _, k := range []string{"revocation_endpoint", "device_authorization_endpoint"} {
 		if _, ok := doc[k]; ok {
 			t.Errorf("discovery has %s; the oidc app publishes none", k)
 		}
@@ -76,7 +76,10 @@ func TestProfileNextcloudOIDC(t *testing.T) {
 		t.Errorf("new access token: active %v scopes %v, want active with the full grant", info.Active, info.Scopes)
 	}
 	_, err = s.Refresh(PublicClientID, tok.RefreshToken)
-	wantTokenError(t, err, "invalid_request")
+	wantTokenError(t, err, "invalid_grant")
+	if te := (*TokenError)(nil); errors.As(err, &te) && te.Description != NextcloudDeadRefresh {
+		t.Errorf("replayed refresh token: got %q, want %q", te.Description, NextcloudDeadRefresh)
+	}
 	if !s.RefreshTokenActive(next.RefreshToken) {
 		t.Error("a replayed refresh token revoked the grant; the oidc app only refuses it")
 	}

@@ -31,8 +31,8 @@ const callbackPath = "/callback"
 //
 //   - it listens on a random port of the loopback interface (127.0.0.1 and,
 //     for the "localhost" redirect host, ::1 on the same port), redirect URI
-//     http://localhost:<port>/callback (or http://127.0.0.1:<port>/callback
-//     with RedirectHost "127.0.0.1");
+//     http://<host>:<port>/callback, host from redirectHost (RedirectHost,
+//     else localhost on the Nextcloud oidc app and 127.0.0.1 elsewhere);
 //   - it reports the authorization URL as an "open_url" event and then
 //     "waiting"; the caller opens the URL;
 //   - the first request to GET /callback decides the outcome: its state

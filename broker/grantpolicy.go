@@ -134,9 +134,9 @@ func subsetOne(s string, sorted []string) bool {
 // does not carry: the provider ignores scope on refresh, so refreshing
 // cannot add them; only a sign-in that asks for them can.
 func scopeError(a *account, missing, granted []string) error {
-	want := strings.Join(append(append([]string(nil), a.cfg.Scopes...), missing...), ",")
+	want := sortedScopes(append(append([]string(nil), a.cfg.Scopes...), missing...))
 	return &AccountError{Account: a.name, Err: fmt.Errorf("%w: the account's token lacks scope %s (granted: %s); this identity provider keeps one token per sign-in, "+
-		"so sign in again asking for it: ncagent login %s --scopes %s", ErrBadRequest, strings.Join(missing, " "), strings.Join(granted, " "), a.name, want)}
+		"so sign in again asking for it: ncagent login %s --scopes '%s'", ErrBadRequest, strings.Join(missing, " "), strings.Join(granted, " "), a.name, strings.Join(want, " "))}
 }
 
 // lifetimeError refuses a min_valid beyond what the provider issues.

@@ -59,6 +59,10 @@ type world struct {
 	idp *idptest.Server
 	nc  *nctest.Server
 	kc  *agent.Keychain
+	// profiles are the provider profile servers (providers_test.go); tb
+	// is the parent test, for idptest helpers run by script commands.
+	profiles map[string]*idptest.Server
+	tb       testing.TB
 
 	mu      sync.Mutex // guards secrets
 	secrets []string   // every secret the script met, to look for leaks
@@ -202,7 +206,7 @@ client_id = "ncagent"
 			e.Setenv("ISSUER", idp.Issuer())
 			e.Setenv("NCSERVER", nc.URL)
 			idp.ResetCalls() // scripts count their own requests only
-			w := &world{idp: idp, nc: nc, kc: kc}
+			w := &world{idp: idp, nc: nc, kc: kc, profiles: startProviders(tb, e, key), tb: t}
 			w.remember(tok.RefreshToken, tok.AccessToken, tok.IDToken)
 			e.Values["world"] = w
 			return nil
@@ -220,6 +224,8 @@ client_id = "ncagent"
 			"idp":         cmdIdP,
 			"nc":          cmdNC,
 			"chain":       cmdChain,
+			"useidp":      cmdUseIdP,
+			"provider":    cmdProvider,
 		},
 	})
 }

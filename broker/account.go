@@ -459,9 +459,6 @@ func (b *Broker) SignedIn(ctx context.Context, name string, secret Secret, initi
 			key = slices.DeleteFunc(slices.Clone(t.Scopes), func(s string) bool { return s == "offline_access" })
 		}
 		a.granted = t.Scopes
-		if !t.Expiry.IsZero() && t.Expiry.After(now) {
-			a.lifetime = t.Expiry.Sub(now)
-		}
 		if t.Audience == "" {
 			t.Audience = a.cfg.Audience
 		}

@@ -124,9 +124,10 @@ func TestTrayWithAgent(t *testing.T) {
 
 	t.Run("needs sign-in", func(t *testing.T) {
 		revokeAtIdP(t, idp, f.storedSecret(t, "home"))
-		// A client asks for a token that needs a refresh: the IdP answers
-		// invalid_grant.
-		_, err := f.token(ipc.TokenRequest{Account: "home", MinValidSeconds: 3600})
+		// A client asks for a token that needs a refresh (a scope set not
+		// cached; a min_valid beyond the token lifetime is refused without
+		// one): the IdP answers invalid_grant.
+		_, err := f.token(ipc.TokenRequest{Account: "home", Scopes: ipc.Scopes{"uncached"}})
 		var we *ipc.Error
 		if !errors.As(err, &we) || we.Code != ipc.CodeNeedsLogin {
 			t.Fatalf("token after revocation at the IdP: got %v, want a %s error", err, ipc.CodeNeedsLogin)
@@ -143,7 +144,7 @@ func TestTrayWithAgent(t *testing.T) {
 
 	t.Run("offline", func(t *testing.T) {
 		labIdP.Close() // connections to lab's IdP are now refused
-		f.token(ipc.TokenRequest{Account: "lab", MinValidSeconds: 3600})
+		f.token(ipc.TokenRequest{Account: "lab", Scopes: ipc.Scopes{"uncached"}})
 		f.waitState(t, "lab", stateOffline)
 		waitMenu(t, menu, "lab offline",
 			groupIs("lab", "lab — "+labHost+" — offline \\(connection refused\\)", "Revoke access…", "Open Nextcloud"))
@@ -216,7 +217,7 @@ func TestTrayWithAgent(t *testing.T) {
 
 	t.Run("needs sign-in notifies once per transition", func(t *testing.T) {
 		revokeAtIdP(t, idp, f.storedSecret(t, "home"))
-		f.token(ipc.TokenRequest{Account: "home", MinValidSeconds: 3600})
+		f.token(ipc.TokenRequest{Account: "home", Scopes: ipc.Scopes{"uncached"}})
 		f.waitState(t, "home", stateNeedsLogin)
 		waitFor(t, "a second needs-sign-in notification", func() bool {
 			return count(notes.summaries(), "ncagent: home needs sign-in") == 2

@@ -223,6 +223,14 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	use, ar, err := s.provider.IntrospectToken(r.Context(), token, fosite.AccessToken, newSession("", s.URL, s.kid))
+	if (err != nil || use != fosite.AccessToken) && s.opts.Profile == ProfileNextcloudOIDC {
+		// UserInfoController.php (2.0.9): an access token that is not the
+		// grant's current one is HTTP 400, not RFC 6750's 401.
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": "Could not find provided bearer token."})
+		return
+	}
 	if err != nil || use != fosite.AccessToken {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		http.Error(w, "invalid token", http.StatusUnauthorized)

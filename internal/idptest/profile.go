@@ -43,6 +43,9 @@ const (
 	//     refresh_token." (invalidGrantResponse); the grant itself is not
 	//     revoked. An expired one is invalid_grant "Refresh token is
 	//     expired.".
+	//   - userinfo with an access token that is not the grant's current
+	//     one: HTTP 400 invalid_request "Could not find provided bearer
+	//     token." (lib/Controller/UserInfoController.php).
 	//   - redirect URIs: a registered http://localhost:*/callback accepts
 	//     any port for localhost only (lib/Service/RedirectUriService.php);
 	//     127.0.0.1 is not registered here.

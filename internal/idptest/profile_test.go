@@ -71,6 +71,18 @@ func TestProfileNextcloudOIDC(t *testing.T) {
 	if s.Inspect(tok.AccessToken).Active {
 		t.Error("the previous access token is still active after a refresh")
 	}
+	for token, want := range map[string]int{tok.AccessToken: http.StatusBadRequest, next.AccessToken: http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodGet, s.endpoint("userinfo"), nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("userinfo: got HTTP %d, want %d", resp.StatusCode, want)
+		}
+	}
 	info := s.Inspect(next.AccessToken)
 	if !info.Active || !slices.Contains(info.Scopes, "profile") {
 		t.Errorf("new access token: active %v scopes %v, want active with the full grant", info.Active, info.Scopes)

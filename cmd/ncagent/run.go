@@ -53,7 +53,14 @@ agent then serves on it instead of creating its own.`)
 		errorf(e, "bad --log-level %q: use debug, info, warn or error", *logLevel)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	log, sink := newAgentLogger(e.stderr, level, logFlushDelay)
+	defer sink.Close()
+	// fail prints a user-facing error after every record logged before it.
+	fail := func(format string, a ...any) int {
+		sink.Flush()
+		errorf(e, format, a...)
+		return exitError
+	}
 
 	if *configPath == "" {
 		*configPath = e.getenv("NCAGENT_CONFIG")
@@ -61,8 +68,7 @@ agent then serves on it instead of creating its own.`)
 	if *configPath == "" {
 		p, err := agent.ConfigPath()
 		if err != nil {
-			errorf(e, "%v", err)
-			return exitError
+			return fail("%v", err)
 		}
 		*configPath = p
 	}
@@ -70,11 +76,9 @@ agent then serves on it instead of creating its own.`)
 	ln, path, err := listen(e, *socket)
 	if err != nil {
 		if errors.Is(err, ipc.ErrAlreadyRunning) {
-			errorf(e, "an agent is already running on %s: use it, or stop it first", path)
-			return exitError
+			return fail("an agent is already running on %s: use it, or stop it first", path)
 		}
-		errorf(e, "listen on %s: %v", path, err)
-		return exitError
+		return fail("listen on %s: %v", path, err)
 	}
 
 	service := envOr(e, "NCAGENT_KEYRING_SERVICE", "ncagent")
@@ -86,8 +90,7 @@ agent then serves on it instead of creating its own.`)
 	})
 	if err != nil {
 		ln.Close()
-		errorf(e, "%v", err)
-		return exitError
+		return fail("%v", err)
 	}
 	log.Info("agent started", "version", buildinfo.Version, "pid", os.Getpid(), "socket", path, "config", *configPath)
 
@@ -105,6 +108,8 @@ agent then serves on it instead of creating its own.`)
 			tray = t
 		}
 	}
+	// What the start-up logged is out before the first client is answered.
+	sink.Flush()
 	if tray != nil {
 		log.Info("tray started")
 		err = runWithTray(ctx, quit, tray, func() error { return a.Run(ctx, ln) })
@@ -113,8 +118,7 @@ agent then serves on it instead of creating its own.`)
 	}
 	a.Close()
 	if err != nil && !errors.Is(err, context.Canceled) {
-		errorf(e, "%v", err)
-		return exitError
+		return fail("%v", err)
 	}
 	log.Info("agent stopped")
 	return exitOK

@@ -119,7 +119,7 @@ func TestCLIBench(t *testing.T) {
 	}
 	answer, _ := json.Marshal(tok)
 	floorSock := filepath.Join(p.sockDir, "floor.sock")
-	stopFloor := startFloorServer(t, floorBin, floorSock, answer)
+	floorPID, stopFloor := startFloorServer(t, floorBin, floorSock, answer)
 	defer stopFloor()
 	body, _ := json.Marshal(req)
 	served := 2
@@ -127,6 +127,7 @@ func TestCLIBench(t *testing.T) {
 	// Round trips, interleaved in blocks of 20 (the load of the machine
 	// changes by the second: both sides see the same), from the floor
 	// program's plain net/http client, one keep-alive connection each.
+	cpuAgent, cpuFloor := cpuTime(t, ag.cmd.Process.Pid), cpuTime(t, floorPID)
 	var rt struct{ A, B []int64 }
 	floorJSON(t, &rt, floorBin, "rtt", socket, floorSock, string(body), "500", "20")
 	agentRT, floorRT := nanos(rt.A), nanos(rt.B)
@@ -143,6 +144,17 @@ func TestCLIBench(t *testing.T) {
 	}
 	t.Logf("throughput, 16 clients, 10 rounds of 500ms: agent median %.0f req/s (%s); floor median %.0f req/s (%s); ratio %.2f",
 		median(tp.A), rates(tp.A), median(tp.B), rates(tp.B), median(tp.A)/median(tp.B))
+	// CPU time per request of each server over both phases (the load of
+	// the machine changes wall times far more than CPU times).
+	nA, nB := float64(len(rt.A)), float64(len(rt.B))
+	for i := range tp.A {
+		nA += tp.A[i] / 2
+		nB += tp.B[i] / 2
+	}
+	perA := (cpuTime(t, ag.cmd.Process.Pid) - cpuAgent).Seconds() * 1e6 / nA
+	perB := (cpuTime(t, floorPID) - cpuFloor).Seconds() * 1e6 / nB
+	t.Logf("server CPU (user+sys) per request over both: agent %.1fµs (%.0f requests); floor %.1fµs (%.0f); ratio %.2f",
+		perA, nA, perB, nB, perA/perB)
 
 	// Whole processes, interleaved: ncagent token, the floor client,
 	// ncagent version, the floor's version.
@@ -401,7 +413,7 @@ func buildFloor(t *testing.T) string {
 
 // startFloorServer runs the floor server on sock answering answer, which
 // it gets on stdin (it holds a token: never on disk).
-func startFloorServer(t *testing.T, bin, sock string, answer []byte) (stop func()) {
+func startFloorServer(t *testing.T, bin, sock string, answer []byte) (pid int, stop func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", sock)
 	cmd.Stdin = bytes.NewReader(answer)
@@ -413,7 +425,7 @@ func startFloorServer(t *testing.T, bin, sock string, answer []byte) (stop func(
 		cmd.Wait()
 		t.Fatal(err)
 	}
-	return func() {
+	return cmd.Process.Pid, func() {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
@@ -582,6 +594,21 @@ func procFields(t *testing.T, pid int, file string, keys ...string) []string {
 		}
 	}
 	return fields
+}
+
+// cpuTime returns the user and system CPU time pid used so far
+// (/proc/<pid>/stat, in clock ticks of 10 ms).
+func cpuTime(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatalf("cpu time: %v", err)
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // loadavg returns the first three fields of /proc/loadavg.

@@ -47,6 +47,7 @@ var routes = map[string]route{
 // v1 contract. A panicking handler is logged and answered 500 when nothing
 // was written yet (the connection is cut otherwise); the server goes on.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	s.served()
 	tw := &trackingWriter{ResponseWriter: w}
 	defer s.recoverPanic(tw, r)
 	w = tw

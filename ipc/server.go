@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -22,6 +24,10 @@ const (
 	maxHeaderBytes = 8 << 10
 	// shutdownGrace bounds how long Run waits for in-flight requests.
 	shutdownGrace = 5 * time.Second
+	// releaseAfter is how long the server waits without a request after
+	// serving some before it hands the heap's free memory back to the
+	// OS (idleRelease).
+	releaseAfter = 2 * time.Second
 )
 
 // ServerOptions configure a Server. Zero values take the defaults.
@@ -49,7 +55,9 @@ type ServerOptions struct {
 // Server serves wire protocol v1 to processes of the current user with
 // net/http. Every accepted connection has its peer credentials checked
 // before any byte is read or written (peerListener); a peer of another
-// user, or whose credentials are unknown, is closed at once.
+// user, or whose credentials are unknown, is closed at once. After a
+// burst of requests, once none came for 2 s, it returns the heap's free
+// memory to the OS (debug.FreeOSMemory), once per burst.
 type Server struct {
 	b    Backend
 	log  *slog.Logger
@@ -66,6 +74,15 @@ type Server struct {
 	// for their whole duration.
 	shutdownCtx    context.Context
 	shutdownCancel context.CancelFunc
+
+	// Idle memory release (idleRelease): requests counts requests served,
+	// releaseArmed says the timer is set, seen is requests when it was set.
+	requests     atomic.Uint64
+	releaseArmed atomic.Bool
+	seen         atomic.Uint64
+	releaseTimer *time.Timer
+	releaseAfter time.Duration // releaseAfter; tests shorten it
+	release      func()        // debug.FreeOSMemory; tests count calls
 
 	mu       sync.Mutex // guards ln, closed, closeErr
 	ln       *peerListener
@@ -104,6 +121,9 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 		closeCh:  make(chan struct{}),
 	}
 	s.shutdownCtx, s.shutdownCancel = context.WithCancel(context.Background())
+	s.releaseAfter, s.release = releaseAfter, debug.FreeOSMemory
+	s.releaseTimer = time.AfterFunc(time.Hour, s.idleRelease)
+	s.releaseTimer.Stop()
 	s.hs = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: opts.ReadTimeout,
@@ -178,9 +198,43 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	s.shutdownCancel()
+	s.releaseTimer.Stop()
 	s.closeErr = s.hs.Close()
 	close(s.closeCh)
 	return s.closeErr
+}
+
+// served counts a request and arms the idle release if it is not armed.
+func (s *Server) served() {
+	s.requests.Add(1)
+	if !s.releaseArmed.Load() && s.releaseArmed.CompareAndSwap(false, true) {
+		s.releaseTimer.Reset(s.releaseAfter)
+	}
+}
+
+// idleRelease runs releaseAfter after the first request of a burst: while
+// requests keep coming it looks again later; once none came for
+// releaseAfter it returns the heap's free memory to the OS, once per
+// burst. The agent is idle almost all the time, and what a burst of
+// requests left in the heap is garbage: without this, the runtime's
+// scavenger returns it over minutes, and the idle agent's RSS is that of
+// its busiest moment (BENCHMARKS.md, issue 13).
+func (s *Server) idleRelease() {
+	if n := s.requests.Load(); n != s.seen.Load() {
+		s.seen.Store(n)
+		s.releaseTimer.Reset(s.releaseAfter)
+		return
+	}
+	s.releaseArmed.Store(false)
+	if s.shutdownCtx.Err() != nil {
+		return
+	}
+	s.release()
+	// A request that came in just now armed nothing while releaseArmed
+	// was true; look once more.
+	if s.requests.Load() != s.seen.Load() && s.releaseArmed.CompareAndSwap(false, true) {
+		s.releaseTimer.Reset(s.releaseAfter)
+	}
 }
 
 // peerListener checks the peer of each accepted connection before handing

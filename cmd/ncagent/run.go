@@ -53,6 +53,7 @@ agent then serves on it instead of creating its own.`)
 		errorf(e, "bad --log-level %q: use debug, info, warn or error", *logLevel)
 		return exitUsage
 	}
+	tuneDaemonGC(e.getenv)
 	log, sink := newAgentLogger(e.stderr, level, logFlushDelay)
 	defer sink.Close()
 	// fail prints a user-facing error after every record logged before it.

@@ -30,10 +30,14 @@ type SecretStore interface {
 
 // Options configures New.
 type Options struct {
-	ConfigPath string      // default ConfigPath()
-	Store      SecretStore // required
-	Logger     *slog.Logger
-	Socket     string // reported in status
+	ConfigPath string // default ConfigPath()
+	StatePath  string // default StatePathFor(ConfigPath)
+	// ReloadInterval is how often the agent looks for changes of the two
+	// files (default 2s); SIGHUP reloads at once.
+	ReloadInterval time.Duration
+	Store          SecretStore // required
+	Logger         *slog.Logger
+	Socket         string // reported in status
 	// OpenURL opens a URL in the user's browser for sign-ins that asked the
 	// agent to (the tray, the setup page). Default OpenURL.
 	OpenURL func(string) error
@@ -58,8 +62,9 @@ type Agent struct {
 	started time.Time
 	exec    *execProxy // the ncagent exec proxy (exec.go)
 
-	mu      sync.Mutex             // guards cfg, logins, subs, lastState
-	cfg     *Config                // the loaded config; replaced on save
+	mu      sync.Mutex             // guards cfg, stamp, logins, subs, lastState
+	cfg     *Config                // config.toml merged with the state file; replaced on save and reload
+	stamp   string                 // what the two files looked like when cfg was read
 	logins  map[string]*loginOp    // sign-ins in progress, by account
 	subs    map[chan struct{}]bool // change listeners (the tray)
 	closed  bool
@@ -90,14 +95,27 @@ func New(opts Options) (*Agent, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	cfg, warnings, err := LoadConfig(opts.ConfigPath)
+	if opts.StatePath == "" {
+		p, err := StatePathFor(opts.ConfigPath)
+		if err != nil {
+			return nil, err
+		}
+		opts.StatePath = p
+	}
+	if opts.ReloadInterval <= 0 {
+		opts.ReloadInterval = 2 * time.Second
+	}
+	stamp := filesStamp(opts.ConfigPath, opts.StatePath)
+	files, warnings, err := LoadFiles(opts.ConfigPath, opts.StatePath)
 	if err != nil {
 		return nil, err
 	}
 	for _, w := range warnings {
-		opts.Logger.Warn("config", "path", opts.ConfigPath, "warning", w)
+		opts.Logger.Warn("config", "warning", w)
 	}
+	cfg := files.Config
 	a := &Agent{
+		stamp:   stamp,
 		opts:    opts,
 		log:     opts.Logger,
 		store:   opts.Store,
@@ -160,6 +178,7 @@ func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: a.log, Socket: a.opts.Socket})
 	errc := make(chan error, 3)
+	go a.watchFiles(ctx)
 	go func() { errc <- a.broker.Run(ctx) }()
 	if w, ok := a.store.(interface {
 		Watch(context.Context, func())

@@ -129,6 +129,20 @@ func LoadConfig(path string) (cfg *Config, warnings []string, err error) {
 
 // parseConfig parses and validates a config file's contents.
 func parseConfig(data []byte) (*Config, []string, error) {
+	cfg, warnings, err := decodeConfig(data)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+// decodeConfig parses a config file's contents without validating them: a
+// config.toml may hold only the overrides of an account whose other fields
+// are in the state file.
+func decodeConfig(data []byte) (*Config, []string, error) {
 	if err := scanSecretKeys(data); err != nil {
 		return nil, nil, err
 	}
@@ -149,9 +163,6 @@ func parseConfig(data []byte) (*Config, []string, error) {
 		warnings = append(warnings, fmt.Sprintf("unknown key %q ignored", key.String()))
 	}
 	cfg.normalize()
-	if err := cfg.Validate(); err != nil {
-		return nil, nil, err
-	}
 	return &cfg, warnings, nil
 }
 
@@ -290,7 +301,7 @@ func (c *Config) DefaultAccount() (string, error) {
 	case 1:
 		return c.AccountNames()[0], nil
 	}
-	return "", fmt.Errorf("several accounts and no default: name one of %s, or set default_account in [agent]", c.accountList())
+	return "", fmt.Errorf("several accounts and no default: name one of %s, or run ncagent default NAME (or set default_account in [agent] of config.toml)", c.accountList())
 }
 
 // Save writes the config to path atomically: a temporary file (mode 0600)
@@ -305,13 +316,23 @@ func (c *Config) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: save %s: %w", path, err)
 	}
+	if err := writeFileAtomic(path, data); err != nil {
+		return fmt.Errorf("config: save: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path atomically: a temporary file (mode
+// 0600) in the same directory is written, synced and renamed over path;
+// the directory is created with mode 0700 when missing.
+func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	done := false
 	defer func() {
@@ -321,21 +342,21 @@ func (c *Config) Save(path string) error {
 		}
 	}()
 	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
 		done = true
-		return fmt.Errorf("config: save: %w", err)
+		return err
 	}
 	done = true
 	// Make the rename durable; not every platform can sync a directory.
@@ -350,8 +371,13 @@ const configHeader = "# ncagent configuration. Secrets are never kept here: they
 
 // encode returns the TOML text of c.
 func (c *Config) encode() ([]byte, error) {
+	return c.encodeWith(configHeader)
+}
+
+// encodeWith returns the TOML text of c after header.
+func (c *Config) encodeWith(header string) ([]byte, error) {
 	var buf bytes.Buffer
-	buf.WriteString(configHeader)
+	buf.WriteString(header)
 	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
 		return nil, err
 	}

@@ -343,23 +343,10 @@ func (a *Agent) restoreAccount(name string, old *AccountConfig) {
 	}
 }
 
-// saveAccount writes the account into the config file and the agent's view.
+// saveAccount records the account in the state file (never in the
+// user's config.toml) and the agent's view; see saveSignedIn.
 func (a *Agent) saveAccount(name string, ac *AccountConfig) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	next := *a.cfg
-	next.Accounts = maps.Clone(a.cfg.Accounts)
-	if next.Accounts == nil {
-		next.Accounts = map[string]*AccountConfig{}
-	}
-	next.Accounts[name] = ac
-	if err := next.Save(a.opts.ConfigPath); err != nil {
-		// Keep serving the account from memory.
-		a.cfg.Accounts = next.Accounts
-		return err
-	}
-	a.cfg = &next
-	return nil
+	return a.saveSignedIn(name, ac)
 }
 
 // signInWireError maps sign-in failures to wire errors that say what to do

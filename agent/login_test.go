@@ -199,14 +199,23 @@ func (r *loginRig) settle(t *testing.T, account string) string {
 	return r.secret(t, account)
 }
 
-// config returns the config file's bytes.
+// config returns the bytes of the config file and of its state file (the
+// one sign-in writes), either of which may be missing.
 func (r *loginRig) config(t *testing.T) []byte {
 	t.Helper()
-	b, err := os.ReadFile(r.cfgPath)
+	statePath, err := StatePathFor(r.cfgPath)
 	if err != nil {
-		t.Fatalf("read config: %v", err)
+		t.Fatal(err)
 	}
-	return b
+	var all []byte
+	for _, p := range []string{r.cfgPath, statePath} {
+		b, err := os.ReadFile(p)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatalf("read config: %v", err)
+		}
+		all = append(append(all, b...), 0)
+	}
+	return all
 }
 
 // state returns account's state in the agent's status, "" when absent.
@@ -385,7 +394,7 @@ func TestLoginBrowserThroughAgent(t *testing.T) {
 	if !r.idp.RefreshTokenActive(secret) {
 		t.Fatalf("the keychain does not hold a live refresh token for dev")
 	}
-	cfg, _, err := LoadConfig(r.cfgPath)
+	cfg, _, err := LoadMerged(r.cfgPath)
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}
@@ -843,7 +852,7 @@ func TestLoginDeviceThroughAgent(t *testing.T) {
 		if got := r.secret(t, "dev"); got != d.refresh {
 			t.Errorf("the keychain does not hold the device flow's refresh token")
 		}
-		cfg, _, err := LoadConfig(r.cfgPath)
+		cfg, _, err := LoadMerged(r.cfgPath)
 		if err != nil {
 			t.Fatalf("load config: %v", err)
 		}
@@ -912,7 +921,7 @@ func TestLoginAppPasswordThroughAgent(t *testing.T) {
 	if !nc.Valid(first) {
 		t.Fatalf("the keychain does not hold a valid app password")
 	}
-	cfg, _, err := LoadConfig(r.cfgPath)
+	cfg, _, err := LoadMerged(r.cfgPath)
 	if err != nil {
 		t.Fatalf("load config: %v", err)
 	}

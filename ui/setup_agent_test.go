@@ -113,7 +113,7 @@ func TestSetupPageWithAgent(t *testing.T) {
 	}
 
 	// The config names the account, and holds no secret.
-	cfg, _, err := agent.LoadConfig(f.cfgPath)
+	cfg, _, err := agent.LoadMerged(f.cfgPath)
 	if err != nil {
 		t.Fatalf("load the config the agent wrote: %v", err)
 	}
@@ -121,9 +121,13 @@ func TestSetupPageWithAgent(t *testing.T) {
 	if ac == nil || ac.Kind != "oidc" || ac.Issuer != idp.Issuer() || ac.ClientID != idptest.PublicClientID {
 		t.Fatalf("config account work: got %+v, want oidc at %q with client %q", ac, idp.Issuer(), idptest.PublicClientID)
 	}
-	raw, err := os.ReadFile(f.cfgPath)
+	statePath, err := agent.StatePathFor(f.cfgPath)
 	if err != nil {
 		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(statePath)
+	if err != nil {
+		t.Fatalf("read the state file sign-in wrote: %v", err)
 	}
 	f.mu.Lock()
 	for i, sec := range f.secrets {

@@ -301,6 +301,7 @@ func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
 		Accounts: []ipc.AccountStatus{},
 	}
 	resp.ExecSessions = a.execSessions() // exec.go
+	resp.DefaultAccount = a.DefaultAccount()
 	a.mu.Lock()
 	display := map[string]string{}
 	for name, ac := range a.cfg.Accounts {

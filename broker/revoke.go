@@ -95,7 +95,9 @@ func (b *Broker) Revoke(ctx context.Context, name string) (RevokeResult, error) 
 		delErr = &AccountError{Account: name, Err: fmt.Errorf("revoke: delete stored secret: %w", err)}
 		notes = append(notes, "the stored secret could not be deleted")
 	} else {
-		res.SecretDeleted = true
+		// Only a secret that was there is reported deleted: a second
+		// revoke must not claim it again.
+		res.SecretDeleted = secret != ""
 	}
 	a.mu.Lock()
 	res.PurgedTokens = a.purge()

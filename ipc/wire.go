@@ -95,6 +95,8 @@ type StatusResponse struct {
 	Accounts []AccountStatus `json:"accounts"`
 	// ExecSessions are the open ncagent exec sessions (session.go).
 	ExecSessions []SessionStatus `json:"exec_sessions,omitempty"`
+	// DefaultAccount answers requests that name no account ("" when none).
+	DefaultAccount string `json:"default_account,omitempty"`
 }
 
 // AccountStatus is one account in StatusResponse.

@@ -45,6 +45,18 @@ ncagent login ACCOUNT signs it in again.`)
 		enc.Encode(r)
 		return exitOK
 	}
+	printRevoke(e, account, r)
+	return exitOK
+}
+
+// printRevoke says what a revocation did, and only what it did: revoking
+// an account that was already signed out says so instead of claiming a
+// deletion again.
+func printRevoke(e *env, account string, r ipc.RevokeResponse) {
+	if !r.ServerRevoked && !r.SecretDeleted && r.PurgedTokens == 0 {
+		fmt.Fprintf(e.stdout, "%s was already signed out: no secret was stored, nothing to revoke\n", account)
+		return
+	}
 	switch {
 	case r.ServerRevoked && r.Where == "nextcloud":
 		fmt.Fprintf(e.stdout, "revoked %s: the app password was deleted on the server\n", account)
@@ -57,5 +69,4 @@ ncagent login ACCOUNT signs it in again.`)
 		fmt.Fprintf(e.stdout, "note: %s\n", r.Note)
 	}
 	fmt.Fprintf(e.stdout, "keychain secret deleted: %v; cached tokens dropped: %d\n", r.SecretDeleted, r.PurgedTokens)
-	return exitOK
 }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ncagent/ncagent/agent"
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+func init() {
+	register(verb{name: "remove", summary: "revoke an account and forget it", run: runRemove})
+}
+
+func runRemove(ctx context.Context, e *env, args []string) int {
+	fs := newFlagSet(e, "remove", "ACCOUNT", `Remove ACCOUNT: revoke its access at the server where possible (as
+ncagent revoke does), delete its secrets from the keychain, drop its cached
+tokens, and forget the account. On a terminal it asks first; scripts pass
+--yes.
+
+An account you defined in config.toml stays there (ncagent never edits that
+file): remove its [accounts.ACCOUNT] table yourself.`)
+	var cf clientFlags
+	cf.register(fs, e, 60*time.Second)
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	account, code, done := parseWithAccount(e, fs, args)
+	if done {
+		return code
+	}
+	if account == "" {
+		errorf(e, "remove needs an account: ncagent remove ACCOUNT")
+		return exitUsage
+	}
+	files, err := loadFiles(e)
+	if err != nil {
+		errorf(e, "%v", err)
+		return exitError
+	}
+	ac, ok := files.Config.Accounts[account]
+	if !ok {
+		errorf(e, "no account %q: run ncagent accounts to list them", account)
+		return exitError
+	}
+	if !*yes {
+		if !isTerminal(e.stdin) {
+			errorf(e, "remove %s needs confirmation, and stdin is not a terminal: run ncagent remove %s --yes", account, account)
+			return exitUsage
+		}
+		fmt.Fprintf(e.stderr, "Remove account %s (%s at %s)? Its access is revoked and its secret deleted. [y/N] ", account, dash(ac.User), dash(ac.Server))
+		if !confirmed(e.stdin) {
+			fmt.Fprintln(e.stderr, "ncagent: nothing removed")
+			return exitError
+		}
+	}
+
+	// Revoke through the agent: it owns the refresh chain, the keychain
+	// entry and the cached tokens.
+	cl, path, err := cf.connect(ctx, e)
+	if err != nil {
+		return clientExit(e, path, err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	defer cancel()
+	r, err := cl.Revoke(rctx, ipc.RevokeRequest{Account: account})
+	var we *ipc.Error
+	switch {
+	case err == nil:
+		printRevoke(e, account, r)
+	case errors.As(err, &we) && we.Code == ipc.CodeUnknownAccount:
+		// The agent does not serve it (a broken entry): forget it anyway.
+	default:
+		return clientExit(e, path, err)
+	}
+	if broker.ClientAuth(ac.ClientAuth) != "" && broker.ClientAuth(ac.ClientAuth) != broker.ClientAuthNone {
+		kc := agent.NewKeychain(envOr(e, "NCAGENT_KEYRING_SERVICE", "ncagent"), 10*time.Second)
+		if err := kc.DeleteClientSecret(account); err != nil {
+			errorf(e, "the client secret of %s could not be deleted from the keychain: %v", account, err)
+			return exitError
+		}
+	}
+
+	origin := files.Origin(account)
+	if origin != agent.OriginConfig {
+		err = agent.UpdateState(files.StatePath, func(st *agent.Config) error {
+			delete(st.Accounts, account)
+			if st.Agent.DefaultAccount == account {
+				st.Agent.DefaultAccount = ""
+			}
+			return nil
+		})
+		if err != nil {
+			errorf(e, "%v", err)
+			return exitError
+		}
+	}
+	if origin != agent.OriginState {
+		fmt.Fprintf(e.stderr, "ncagent: %s is defined in %s, which ncagent never edits: delete its [accounts.%s] table to forget it there\n", account, files.ConfigPath, account)
+	}
+	if origin == agent.OriginState {
+		err := reloadAgent(ctx, path, func(st ipc.StatusResponse) bool {
+			for _, a := range st.Accounts {
+				if a.Name == account {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			errorf(e, "%v", err)
+			return exitError
+		}
+		fmt.Fprintf(e.stdout, "ncagent: removed account %s\n", account)
+	}
+	return exitOK
+}
+
+// isTerminal reports whether r is a terminal (a character device).
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// confirmed reads one line and reports whether it says yes.
+func confirmed(r io.Reader) bool {
+	line, _ := bufio.NewReader(r).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return true
+	}
+	return false
+}

@@ -327,6 +327,9 @@ func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
 			as.State = "signing-in"
 		}
 		for _, t := range st.Tokens {
+			if st.Kind == broker.KindAppPassword {
+				break // an app password is no token with an expiry
+			}
 			as.Tokens = append(as.Tokens, ipc.CachedToken{Audience: t.Audience, Scopes: t.Scopes, ExpiresAt: t.Expiry})
 		}
 		resp.Accounts = append(resp.Accounts, as)
@@ -343,8 +346,11 @@ func (a *Agent) signingIn(name string) bool {
 
 // Token implements ipc.Backend.
 func (a *Agent) Token(ctx context.Context, peer ipc.Peer, req ipc.TokenRequest) (ipc.TokenResponse, error) {
-	name, _, err := a.account(req.Account)
+	name, ac, err := a.account(req.Account)
 	if err != nil {
+		return ipc.TokenResponse{}, err
+	}
+	if err := checkTokenScopes(name, ac, req.Scopes); err != nil {
 		return ipc.TokenResponse{}, err
 	}
 	if req.MinValidSeconds < 0 || req.MinValidSeconds > 24*3600 {
@@ -358,7 +364,7 @@ func (a *Agent) Token(ctx context.Context, peer ipc.Peer, req ipc.TokenRequest) 
 		MinValid: time.Duration(req.MinValidSeconds) * time.Second,
 	})
 	if err != nil {
-		return ipc.TokenResponse{}, wireError(name, err)
+		return ipc.TokenResponse{}, scopeHint(name, ac, req.Scopes, wireError(name, err))
 	}
 	return a.tokenResponse(tok), nil
 }

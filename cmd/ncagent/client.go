@@ -112,7 +112,11 @@ func startAgent(e *env, socket string) error {
 		return err
 	}
 	defer logf.Close()
-	cmd := exec.Command(exe, "run", "--headless", "--socket", socket)
+	args := []string{"run", "--socket", socket}
+	if !graphicalSession(e) {
+		args = append(args, "--headless")
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.Env = os.Environ()

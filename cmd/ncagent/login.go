@@ -71,10 +71,20 @@ printed, so it can be opened on another machine.`)
 		errorf(e, "bad --method %q: use browser, device or app-password", *method)
 		return exitUsage
 	}
+	if *server == "" && *issuer == "" {
+		// A new account needs to know where to sign in: a usage error,
+		// said before any agent is asked.
+		if files, err := loadFiles(e); err == nil {
+			if _, ok := files.Config.Accounts[account]; !ok {
+				errorf(e, "account %s is new: give its server: ncagent login %s --server https://cloud.example.com", account, account)
+				return exitUsage
+			}
+		}
+	}
 	req := ipc.LoginRequest{
 		Account:  account,
-		Server:   strings.TrimRight(*server, "/"),
-		Issuer:   *issuer,
+		Server:   strings.TrimRight(withScheme(*server), "/"),
+		Issuer:   withScheme(*issuer),
 		ClientID: *clientID,
 		Scopes:   strings.Fields(*scopes),
 		Method:   *method,
@@ -122,7 +132,7 @@ printed, so it can be opened on another machine.`)
 		return exitUnavailable
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		errorf(e, "sign-in of %s interrupted: run ncagent login %s to try again", account, account)
-		return exitError
+		return exitInterrupted
 	default:
 		return clientExit(e, path, err)
 	}
@@ -134,22 +144,42 @@ printed, so it can be opened on another machine.`)
 	return exitOK
 }
 
+// withScheme makes a bare host ("cloud.example.com") an https URL, as a
+// browser's address bar does; anything with a scheme is left to the
+// agent's checks.
+func withScheme(s string) string {
+	if s == "" || strings.Contains(s, "://") {
+		return s
+	}
+	return "https://" + s
+}
+
 // loginProgress tells the user what to do as a sign-in progresses. The URL
 // is always printed; the browser is opened at most once, and not at all
-// when this login joined one already in progress (its tab is open).
+// when this login joined one already in progress (its tab is open). The
+// chosen method is said only once the sign-in really started (the next
+// event), so that an unreachable or mistyped server gets one clear error
+// instead of "signing in with ..." followed by it.
 type loginProgress struct {
 	e           *env
 	openBrowser bool
+	method      *ipc.LoginEvent // said with the next event
 }
 
 func (p *loginProgress) event(ev ipc.LoginEvent) {
 	e := p.e
+	if ev.Type == "method" {
+		p.method = &ev
+		return
+	}
+	if m := p.method; m != nil {
+		p.method = nil
+		fmt.Fprintf(e.stderr, "ncagent: signing in with %s: %s\n", m.Method, m.Reason)
+	}
 	switch ev.Type {
 	case agent.EventJoined:
 		fmt.Fprintf(e.stderr, "ncagent: %s\n", ev.Message)
 		p.openBrowser = false
-	case "method":
-		fmt.Fprintf(e.stderr, "ncagent: signing in with %s: %s\n", ev.Method, ev.Reason)
 	case "open_url":
 		fmt.Fprintf(e.stderr, "ncagent: open this URL to sign in:\n\n    %s\n\n", ev.URL)
 		if p.openBrowser {

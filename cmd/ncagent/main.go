@@ -19,11 +19,12 @@ import (
 // Exit codes shared by all verbs.
 const (
 	exitOK          = 0
-	exitError       = 1 // the operation failed
-	exitUsage       = 2 // bad flags or arguments
-	exitNotRunning  = 3 // no agent answers on the socket
-	exitNeedsLogin  = 4 // an account needs sign-in
-	exitUnavailable = 5 // the identity provider could not be reached
+	exitError       = 1   // the operation failed
+	exitUsage       = 2   // bad flags or arguments
+	exitNotRunning  = 3   // no agent answers on the socket
+	exitNeedsLogin  = 4   // an account needs sign-in
+	exitUnavailable = 5   // the identity provider could not be reached
+	exitInterrupted = 130 // interrupted (128 + SIGINT, as shells report)
 )
 
 // env is what a verb gets from main: its streams and environment. Tests run
@@ -59,7 +60,11 @@ func main() { os.Exit(mainCode()) }
 func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	if ctx.Err() != nil && code != exitOK {
+		return exitInterrupted // a verb cut short by Ctrl-C or SIGTERM
+	}
+	return code
 }
 
 func run(ctx context.Context, e *env, args []string) int {

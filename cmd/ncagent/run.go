@@ -77,7 +77,10 @@ agent then serves on it instead of creating its own.`)
 	ln, path, err := listen(e, *socket)
 	if err != nil {
 		if errors.Is(err, ipc.ErrAlreadyRunning) {
-			return fail("an agent is already running on %s: use it, or stop it first", path)
+			if st, ok, _ := runningAgent(ctx, path); ok {
+				return fail("an agent is already running on %s (pid %d): use it, or stop it with ncagent stop", path, st.PID)
+			}
+			return fail("an agent is already running on %s: use it, or stop it with ncagent stop", path)
 		}
 		return fail("listen on %s: %v", path, err)
 	}

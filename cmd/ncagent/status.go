@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -33,6 +34,11 @@ Exit codes: 0 the agent runs and every account is usable, 3 no agent runs,
 		st, err = cl.Status(ctx)
 		return err
 	})
+	if errors.Is(err, ipc.ErrNotRunning) {
+		// status never starts one, whatever --no-start says.
+		errorf(e, "no agent is running on %s: start one with ncagent run (or any command that needs one)", path)
+		return exitNotRunning
+	}
 	if err != nil {
 		return clientExit(e, path, err)
 	}
@@ -79,6 +85,10 @@ func accountDetails(a ipc.AccountStatus, now time.Time) string {
 	switch a.State {
 	case "needs-login", "signed-out":
 		parts = append(parts, "run ncagent login "+a.Name)
+	case "signed-in":
+		if a.Kind == "app-password" {
+			parts = append(parts, "app password, no expiry")
+		}
 	}
 	for _, t := range a.Tokens {
 		left := t.ExpiresAt.Sub(now).Truncate(time.Second)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"runtime"
+	"strings"
 
 	"github.com/ncagent/ncagent/internal/buildinfo"
 )
@@ -68,11 +70,17 @@ func parseFlags(fs *flagSet, args []string) (code int, done bool) {
 			return exitOK, true
 		}
 	}
+	// The flag package prints the error and the whole usage; say it in
+	// one line with where to look instead.
+	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
+	fs.SetOutput(fs.e.stderr)
 	if err == flag.ErrHelp {
 		return exitOK, true
 	}
 	if err != nil {
+		verb := strings.TrimPrefix(fs.Name(), "ncagent ")
+		errorf(fs.e, "%s: %v: run ncagent %s --help", verb, err, verb)
 		return exitUsage, true
 	}
 	return 0, false

@@ -38,10 +38,13 @@ the variables as shell assignments, for eval; without --direct there is
 nothing to print, because a proxy session lives only as long as exec.
 
 This is how stdio MCP servers such as nextcloud-mcp-server get access
-without a secret in the client's config file.`
+without a secret in the client's config file.
+
+An ACCOUNT first (followed by --, or the name of a configured account) is
+the account, as with --account (aws-vault's "exec NAME -- COMMAND").`
 
 func runExec(ctx context.Context, e *env, args []string) int {
-	fs := newFlagSet(e, "exec", "[--direct] -- COMMAND [ARGS...]", execHelp)
+	fs := newFlagSet(e, "exec", "[--direct] [ACCOUNT] -- COMMAND [ARGS...]", execHelp)
 	var cf clientFlags
 	cf.register(fs, e, 60*time.Second)
 	account := fs.String("account", "", "account (default: the default or only account)")
@@ -53,6 +56,7 @@ func runExec(ctx context.Context, e *env, args []string) int {
 		return code
 	}
 	argv := fs.Args()
+	argv, *account = execAccount(e, argv, *account)
 	if len(argv) == 0 && !*direct {
 		errorf(e, "exec needs a command: ncagent exec [flags] -- COMMAND [ARGS...] (only --direct can print variables for eval: a proxy session ends with exec)")
 		return exitUsage

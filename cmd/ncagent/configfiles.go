@@ -13,20 +13,24 @@ import (
 // loadFiles reads config.toml and the state file where the agent reads
 // them ($NCAGENT_CONFIG, $NCAGENT_STATE or the defaults).
 func loadFiles(e *env) (*agent.Files, error) {
-	cfgPath := e.getenv("NCAGENT_CONFIG")
-	if cfgPath == "" {
-		p, err := agent.ConfigPath()
-		if err != nil {
-			return nil, err
-		}
-		cfgPath = p
-	}
-	statePath, err := agent.StatePathFor(cfgPath)
+	cfgPath, statePath, err := filePaths(e)
 	if err != nil {
 		return nil, err
 	}
 	f, _, err := agent.LoadFiles(cfgPath, statePath)
 	return f, err
+}
+
+// filePaths returns the paths of config.toml and of the state file.
+func filePaths(e *env) (cfgPath, statePath string, err error) {
+	cfgPath = e.getenv("NCAGENT_CONFIG")
+	if cfgPath == "" {
+		if cfgPath, err = agent.ConfigPath(); err != nil {
+			return "", "", err
+		}
+	}
+	statePath, err = agent.StatePathFor(cfgPath)
+	return cfgPath, statePath, err
 }
 
 // runningAgent returns the status of the agent on socket, without starting

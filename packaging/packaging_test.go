@@ -234,7 +234,7 @@ func TestManPage(t *testing.T) {
 	}
 	b = bytes.ReplaceAll(b, []byte(`\-`), []byte("-"))
 	for _, verb := range []string{"run", "status", "token", "exchange", "login", "revoke", "exec", "autostart", "socket-path", "version"} {
-		if !bytes.Contains(b, []byte("\n.B "+verb)) && !bytes.Contains(b, []byte("\n.BR "+verb+" ")) {
+		if !bytes.Contains(b, []byte("\n.SS "+verb+"\n")) {
 			t.Errorf("man page does not document the verb %q", verb)
 		}
 	}

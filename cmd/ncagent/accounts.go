@@ -47,6 +47,7 @@ account, which answers commands that name none, is marked with *.`)
 	var cf clientFlags
 	cf.register(fs, e, 0)
 	asJSON := fs.Bool("json", false, "print the list as JSON")
+	namesOnly := fs.Bool("names", false, "print only the names, one a line (for scripts and shell completion)")
 	if code, done := parseFlags(fs, args); done {
 		return code
 	}
@@ -58,6 +59,12 @@ account, which answers commands that name none, is marked with *.`)
 	if err != nil {
 		errorf(e, "%v", err)
 		return exitError
+	}
+	if *namesOnly {
+		for _, n := range files.Config.AccountNames() {
+			fmt.Fprintln(e.stdout, n)
+		}
+		return exitOK
 	}
 	doc := accountsDoc{Config: files.ConfigPath, StateFile: files.StatePath, Accounts: []accountEntry{}}
 	doc.Default, _ = files.Config.DefaultAccount()

@@ -44,6 +44,16 @@ func TestDebInstallRemove(t *testing.T) {
 		t.Fatalf("scripts/package printed %q, want a .deb in %s", deb, dist)
 	}
 	built := time.Since(start)
+	// Debian keeps the license in /usr/share/doc/ncagent/copyright (checked
+	// below), not in a control field.
+	for field, want := range map[string]string{
+		"Recommends": "gnome-keyring | keepassxc | kwalletmanager",
+	} {
+		out, err := exec.Command("dpkg-deb", "-f", deb, field).Output()
+		if got := strings.TrimSpace(string(out)); err != nil || got != want {
+			t.Errorf("dpkg-deb -f %s: got %q (%v), want %q", field, got, err, want)
+		}
+	}
 
 	start = time.Now()
 	dpkg(t, "-i", deb)
@@ -78,10 +88,30 @@ func TestDebInstallRemove(t *testing.T) {
 		"/usr/share/icons/hicolor/scalable/apps/ncagent.svg",
 		"/usr/share/man/man1/ncagent.1.gz",
 		"/usr/share/doc/ncagent/README.package",
+		"/usr/share/doc/ncagent/copyright",
+		"/usr/share/doc/ncagent/LICENSE",
+		"/usr/share/bash-completion/completions/ncagent",
+		"/usr/share/zsh/vendor-completions/_ncagent",
+		"/usr/share/fish/vendor_completions.d/ncagent.fish",
 	}
 	for _, w := range wantFiles {
 		if !contains(list, w) {
 			t.Errorf("dpkg -L ncagent lacks %s", w)
+		}
+	}
+	if b, _ := os.ReadFile("/usr/share/doc/ncagent/copyright"); !strings.Contains(string(b), "License: Apache-2.0") {
+		t.Errorf("the installed copyright file does not name Apache-2.0")
+	}
+	if b, _ := os.ReadFile("/usr/share/doc/ncagent/LICENSE"); !strings.Contains(string(b), "Apache License\n                           Version 2.0, January 2004") {
+		t.Errorf("the installed LICENSE is not the Apache License 2.0")
+	}
+	if out, err := exec.Command("bash", "-n", "/usr/share/bash-completion/completions/ncagent").CombinedOutput(); err != nil {
+		t.Errorf("bash -n of the installed completion: %v\n%s", err, out)
+	}
+	if _, err := exec.LookPath("man"); err == nil {
+		out, err := exec.Command("man", "-l", "/usr/share/man/man1/ncagent.1.gz").Output()
+		if err != nil || !strings.Contains(string(out), "NCAGENT_SOCKET") {
+			t.Errorf("man -l of the installed page: %v", err)
 		}
 	}
 	unit, _ := os.ReadFile("/usr/lib/systemd/user/ncagent.service")

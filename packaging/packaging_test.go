@@ -226,24 +226,3 @@ func TestLaunchAgentPlistKeys(t *testing.T) {
 		t.Errorf("log paths: got %q and %q, want both /Users/u/Library/Logs/ncagent.log", a.StandardOutPath, a.StandardErrorPath)
 	}
 }
-
-func TestManPage(t *testing.T) {
-	b, err := os.ReadFile("ncagent.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b = bytes.ReplaceAll(b, []byte(`\-`), []byte("-"))
-	for _, verb := range []string{"run", "status", "token", "exchange", "login", "revoke", "exec", "autostart", "socket-path", "version"} {
-		if !bytes.Contains(b, []byte("\n.SS "+verb+"\n")) {
-			t.Errorf("man page does not document the verb %q", verb)
-		}
-	}
-	if _, err := exec.LookPath("groff"); err != nil {
-		t.Skip("groff not found: install the Debian package groff-base to lint the man page")
-	}
-	cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z", "ncagent.1")
-	out, err := cmd.CombinedOutput()
-	if err != nil || len(out) > 0 {
-		t.Errorf("groff -ww: %v\n%s", err, out)
-	}
-}

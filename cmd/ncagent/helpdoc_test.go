@@ -22,20 +22,13 @@ func runVerb(t *testing.T, vars map[string]string, args ...string) (string, int)
 	return out.String(), code
 }
 
-// TestManPageIsGenerated: packaging/ncagent.1 is exactly what ncagent man
-// prints, groff finds nothing to warn about, and man -l renders it with
-// every verb, its flags and the environment variables.
-func TestManPageIsGenerated(t *testing.T) {
+// TestManPage: the page ncagent man prints (what scripts/package puts in
+// the packages) passes groff's warnings, and man -l renders it with every
+// verb, its flags and the environment variables.
+func TestManPage(t *testing.T) {
 	page, code := runVerb(t, nil, "man")
 	if code != 0 {
 		t.Fatalf("ncagent man: exit %d", code)
-	}
-	golden, err := os.ReadFile("../../packaging/ncagent.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(golden) != page {
-		t.Errorf("packaging/ncagent.1 is not what ncagent man prints: run go run ./cmd/ncagent man > packaging/ncagent.1")
 	}
 	path := filepath.Join(t.TempDir(), "ncagent.1")
 	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {

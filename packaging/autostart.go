@@ -227,6 +227,8 @@ type State struct {
 	Manager    *Manager `json:"manager,omitempty"`
 	// Notes explain the design and what to do next, for people.
 	Notes []string `json:"notes,omitempty"`
+	// Warnings are problems to fix (a binary in the Go build cache).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Entry is one installed (or missing) start-at-login entry.
@@ -319,7 +321,29 @@ func Status(ctx context.Context, env Env) (State, error) {
 	if err != nil {
 		return State{Platform: env.GOOS}, err
 	}
-	return b.status(ctx, env)
+	st, err := b.status(ctx, env)
+	if InBuildCache(env.Executable) {
+		st.Warnings = append(st.Warnings, BuildCacheWarning(env.Executable))
+	}
+	return st, err
+}
+
+// InBuildCache reports whether exe is a binary the go command built into
+// its build cache or a temporary go-build directory (go run, go test):
+// gone after the run or the next go clean -cache, so no start-at-login
+// entry should point to it.
+func InBuildCache(exe string) bool {
+	for _, part := range strings.Split(filepath.ToSlash(exe), "/") {
+		if strings.HasPrefix(part, "go-build") {
+			return true
+		}
+	}
+	return false
+}
+
+// BuildCacheWarning says what to do about a binary in the build cache.
+func BuildCacheWarning(exe string) string {
+	return fmt.Sprintf("this ncagent runs from the Go build cache (%s, e.g. go run): entries pointing to it break when the cache is cleaned; install it first (go install github.com/ncagent/ncagent/cmd/ncagent@latest, or make install) and run ncagent autostart enable from there", exe)
 }
 
 // fileSpec is one file an autostart mechanism writes.

@@ -90,6 +90,7 @@ var templateFS embed.FS
 var templates = sync.OnceValue(func() *template.Template {
 	return template.Must(template.New("").Funcs(template.FuncMap{
 		"systemdExec":   systemdExecArg,
+		"systemdPath":   systemdPathArg,
 		"desktopExec":   desktopExecArg,
 		"desktopString": desktopString,
 		"xml":           xmlText,
@@ -169,6 +170,11 @@ func systemdExecArg(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(s) + `"`
 }
+
+// systemdPathArg escapes a path for a Condition*= setting, which takes the
+// rest of the line as the path and expands specifiers (systemd.unit(5),
+// "Specifiers"): only '%' needs escaping.
+func systemdPathArg(s string) string { return strings.ReplaceAll(s, "%", "%%") }
 
 // parseSystemdExec returns the program of an ExecStart= value: the first
 // argument, with the "-@:+!" prefixes, quoting and %%/$$ escapes undone.

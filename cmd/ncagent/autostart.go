@@ -80,6 +80,9 @@ func runAutostart(ctx context.Context, e *env, args []string) int {
 			return autostartJSON(e, st)
 		}
 		printAutostartState(e.stdout, st)
+		for _, w := range st.Warnings {
+			fmt.Fprintf(e.stderr, "ncagent: warning: %s\n", w)
+		}
 		return exitOK
 	case "session":
 		res, err := packaging.Session(ctx, penv)

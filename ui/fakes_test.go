@@ -100,6 +100,19 @@ func (f *fakeBackend) update(a ipc.AccountStatus, notify bool) {
 	f.mu.Unlock()
 }
 
+// setStatus changes the whole status and tells subscribers.
+func (f *fakeBackend) setStatus(change func(st *ipc.StatusResponse)) {
+	f.mu.Lock()
+	change(&f.status)
+	for ch := range f.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	f.mu.Unlock()
+}
+
 func (f *fakeBackend) calls() (logins []ipc.LoginRequest, revokes []ipc.RevokeRequest) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -208,9 +208,10 @@ type tray struct {
 	tooltipSet bool
 }
 
-// itemGroup is the menu items of one account.
+// itemGroup is the menu items of one account. confirm is the only item
+// of revoke's submenu.
 type itemGroup struct {
-	title, signIn, revoke, open *item
+	title, signIn, revoke, confirm, open *item
 }
 
 // item is a systray item and what it shows, so that only changes reach the
@@ -229,6 +230,11 @@ func newItem(label string, checkbox bool) *item {
 		it = systray.AddMenuItem(label, "")
 	}
 	return &item{it: it, view: itemView{Label: label, Visible: true, Enabled: true}}
+}
+
+// sub adds an item to i's submenu.
+func (i *item) sub(label string) *item {
+	return &item{it: i.it.AddSubMenuItem(label, ""), view: itemView{Label: label, Visible: true, Enabled: true}}
 }
 
 func (i *item) apply(v itemView) {
@@ -264,21 +270,35 @@ func (i *item) setChecked(on bool) {
 	i.checked = on
 }
 
-// onReady builds the whole menu once: a pool of account groups that are
-// shown and hidden, because items cannot be removed on every platform.
+// onReady builds the menu for the accounts of the first status.
 func (t *tray) onReady() {
 	defer close(t.ready)
 	defer t.recoverPanic("build menu")
 	systray.SetTitle("ncagent")
-	n := t.opts.MaxAccounts
+	t.buildMenu(len(t.initial.Accounts))
+	t.show(t.initial)
+}
+
+// buildMenu builds the whole menu with n account groups, a separator
+// between two accounts. show rebuilds it (systray.ResetMenu) when the
+// number of accounts changes: a separator cannot be hidden, so a pool of
+// hidden groups would leave a stack of them.
+func (t *tray) buildMenu(n int) {
 	t.info = newItem("", false)
-	for range n {
+	t.groups = nil
+	for i := range n {
+		if i > 0 {
+			systray.AddSeparator()
+		}
 		g := &itemGroup{
 			title:  newItem("", false),
 			signIn: newItem("Sign in…", false),
 			revoke: newItem("Revoke access…", false),
 			open:   newItem("Open Nextcloud", false),
 		}
+		// Revoking takes two clicks: "Revoke access…" opens a submenu
+		// whose one item says what it does.
+		g.confirm = g.revoke.sub("Revoke access now")
 		t.groups = append(t.groups, g)
 	}
 	systray.AddSeparator()
@@ -294,11 +314,10 @@ func (t *tray) onReady() {
 	if t.opts.Quit == nil {
 		t.quit.apply(itemView{Label: "Quit"})
 	}
-	t.show(t.initial)
 
 	for i, g := range t.groups {
 		t.listen(g.signIn, func() { t.onAccount(i, t.signIn) })
-		t.listen(g.revoke, func() { t.onAccount(i, t.revoke) })
+		t.listen(g.confirm, func() { t.onAccount(i, t.revoke) })
 		t.listen(g.open, func() { t.onAccount(i, t.openServer) })
 	}
 	t.listen(t.add, t.addAccount)
@@ -445,7 +464,7 @@ func (t *tray) refresh() {
 		busy[k] = v
 	}
 	t.mu.Unlock()
-	v := buildView(st, err, busy, t.opts.Now(), len(t.groups))
+	v := buildView(st, err, busy, t.opts.Now(), t.opts.MaxAccounts)
 	if t.autostart != nil && t.autoStale.Swap(false) {
 		// Read at start and after a toggle only: it may run systemctl.
 		on, aerr := t.opts.Autostart.Enabled()
@@ -485,24 +504,29 @@ func (t *tray) show(v trayView) {
 		systray.SetTooltip(v.Tooltip)
 		t.tooltip, t.tooltipSet = v.Tooltip, true
 	}
-	t.info.apply(v.Info)
-	hidden := itemView{}
-	for i, g := range t.groups {
-		if i < len(v.Accounts) {
-			a := v.Accounts[i]
-			g.title.apply(a.Title)
-			g.signIn.apply(a.SignIn)
-			g.revoke.apply(a.Revoke)
-			if t.opts.OpenURL == nil {
-				a.Open = itemView{Label: a.Open.Label}
-			}
-			g.open.apply(a.Open)
-			continue
+	if len(v.Accounts) != len(t.groups) {
+		// Listeners of the old items stay until the tray stops; their
+		// channels are never sent on again.
+		systray.ResetMenu()
+		t.buildMenu(len(v.Accounts))
+		if t.autostart != nil {
+			t.mu.Lock()
+			on := t.autoOn
+			t.mu.Unlock()
+			t.autostart.setChecked(on)
 		}
-		g.title.apply(hidden)
-		g.signIn.apply(hidden)
-		g.revoke.apply(hidden)
-		g.open.apply(hidden)
+	}
+	t.info.apply(v.Info)
+	for i, g := range t.groups {
+		a := v.Accounts[i]
+		g.title.apply(a.Title)
+		g.signIn.apply(a.SignIn)
+		g.revoke.apply(a.Revoke)
+		g.confirm.apply(a.Confirm)
+		if t.opts.OpenURL == nil {
+			a.Open = itemView{Label: a.Open.Label}
+		}
+		g.open.apply(a.Open)
 	}
 	t.mu.Lock()
 	t.bound = v.Accounts
@@ -597,7 +621,7 @@ func (t *tray) signIn(a accountView) {
 
 // revoke revokes a's access and deletes its secret.
 func (t *tray) revoke(a accountView) {
-	if !a.Revoke.Enabled || !t.setBusy(a.Name, busyRevoke) {
+	if !a.Confirm.Enabled || !t.setBusy(a.Name, busyRevoke) {
 		return
 	}
 	t.refreshNow()

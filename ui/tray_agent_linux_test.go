@@ -163,7 +163,11 @@ func TestTrayWithAgent(t *testing.T) {
 	t.Run("revoke", func(t *testing.T) {
 		stored := f.storedSecret(t, "work")
 		revocations := idp.Revocations()
-		click(t, menu, find(t, getLayout(t, menu), "work —", "Revoke access…"))
+		confirm := submenu(t, getLayout(t, menu), "work —", "Revoke access…")
+		if len(confirm) != 1 || confirm[0].Label != "Revoke work's access now" {
+			t.Fatalf("revoke submenu: got %+v", confirm)
+		}
+		click(t, menu, confirm[0].ID)
 		f.waitState(t, "work", stateSignedOut)
 		waitMenu(t, menu, "work signed out",
 			groupIs("work", "work — "+host+" — signed out", "Sign in…", "Open Nextcloud"))

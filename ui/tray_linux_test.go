@@ -79,6 +79,8 @@ type menuEntry struct {
 	Enabled bool
 	Visible bool
 	Toggle  int32
+	// Children is the item's submenu.
+	Children []menuEntry
 }
 
 // getLayout calls GetLayout(0, -1, []) and flattens the root's children.
@@ -91,8 +93,13 @@ func getLayout(t *testing.T, menu dbus.BusObject) []menuEntry {
 	if err := menu.CallWithContext(ctx, "com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{}).Store(&rev, &root); err != nil {
 		t.Fatalf("GetLayout: %v", err)
 	}
+	return layoutEntries(root[2].([]dbus.Variant))
+}
+
+// layoutEntries converts GetLayout children, with their submenus.
+func layoutEntries(children []dbus.Variant) []menuEntry {
 	var out []menuEntry
-	for _, c := range root[2].([]dbus.Variant) {
+	for _, c := range children {
 		node := c.Value().([]any)
 		props := node[1].(map[string]dbus.Variant)
 		e := menuEntry{ID: node[0].(int32), Enabled: true, Visible: true}
@@ -111,9 +118,25 @@ func getLayout(t *testing.T, menu dbus.BusObject) []menuEntry {
 		if v, ok := props["toggle-state"]; ok {
 			e.Toggle = v.Value().(int32)
 		}
+		if kids, ok := node[2].([]dbus.Variant); ok {
+			e.Children = layoutEntries(kids)
+		}
 		out = append(out, e)
 	}
 	return out
+}
+
+// submenu returns the submenu of the visible entry labelled label after
+// the entry whose label starts with after.
+func submenu(t *testing.T, entries []menuEntry, after, label string) []menuEntry {
+	t.Helper()
+	id := find(t, entries, after, label)
+	for _, e := range entries {
+		if e.ID == id {
+			return e.Children
+		}
+	}
+	return nil
 }
 
 // shown is the visible entries as "label" or "label [disabled]", with
@@ -419,10 +442,12 @@ func TestTrayOverDBus(t *testing.T) {
 			"work — alice@cloud.example.com — signed in, token valid 4 min [disabled]",
 			"Revoke access…",
 			"Open Nextcloud",
+			"---",
 			"home — bob@cloud.example.com — needs sign-in (sign-in expired) [disabled]",
 			"Sign in again…",
 			"Revoke access…",
 			"Open Nextcloud",
+			"---",
 			"lab — alice@lab.example.org — offline (server not found) [disabled]",
 			"Revoke access…",
 			"Open Nextcloud",
@@ -440,13 +465,24 @@ func TestTrayOverDBus(t *testing.T) {
 	})
 
 	t.Run("revoke", func(t *testing.T) {
-		click(t, menu, find(t, getLayout(t, menu), "work —", "Revoke access…"))
+		// The first click only opens the confirming submenu.
+		l := getLayout(t, menu)
+		click(t, menu, find(t, l, "work —", "Revoke access…"))
+		confirm := submenu(t, l, "work —", "Revoke access…")
+		if got := shown(confirm); !slices.Equal(got, []string{"Revoke work's access now"}) {
+			t.Fatalf("revoke submenu: got %q, want the one confirming item", got)
+		}
+		time.Sleep(300 * time.Millisecond) // time for a wrong revoke to arrive
+		if _, r := b.calls(); len(r) != 0 {
+			t.Fatalf("Revoke called on the first click: %+v", r)
+		}
+		click(t, menu, confirm[0].ID)
 		waitFor(t, "Revoke called", func() bool { _, r := b.calls(); return len(r) == 1 })
 		if _, r := b.calls(); r[0].Account != "work" {
 			t.Errorf("Revoke account: got %q, want %q", r[0].Account, "work")
 		}
 		b.setAccount(acct("work", stateSignedOut))
-		l := waitMenu(t, menu, "work signed out", has("work — alice@cloud.example.com — signed out [disabled]"))
+		l = waitMenu(t, menu, "work signed out", has("work — alice@cloud.example.com — signed out [disabled]"))
 		find(t, l, "work —", "Sign in…")
 		waitFor(t, "revoke notification", func() bool { return slices.Contains(notes.summaries(), "ncagent: access for work revoked") })
 	})
@@ -499,6 +535,49 @@ func TestTrayOverDBus(t *testing.T) {
 		waitMenu(t, menu, "work degraded", has("work — alice@cloud.example.com — signed in, keychain write failing [disabled]"))
 		b.setAccountQuietly(acct("work", stateSignedIn))
 		waitMenu(t, menu, "work no longer degraded", has("work — alice@cloud.example.com — signed in [disabled]"))
+	})
+
+	t.Run("a new account, the default, separators", func(t *testing.T) {
+		b.setStatus(func(st *ipc.StatusResponse) {
+			st.DefaultAccount = "home"
+			st.Accounts = append(st.Accounts, acct("dev", stateSignedIn, func(a *ipc.AccountStatus) { a.Server = "https://dev.example" }))
+		})
+		waitMenu(t, menu, "dev added", has("dev — alice@dev.example — signed in [disabled]"))
+		// The first GetLayout after a rebuild is one level deep (fyne.io/systray
+		// works around libdbusmenu-gtk3 so): ask again for the submenus.
+		l := getLayout(t, menu)
+		var titles []string
+		got := shown(l)
+		for i, s := range got {
+			if strings.HasSuffix(s, "[disabled]") && strings.Contains(s, " — ") {
+				titles = append(titles, s)
+				if i > 0 && got[i-1] != "---" {
+					t.Errorf("no separator before %q in %q", s, got)
+				}
+			}
+		}
+		if len(titles) != 4 || !strings.HasPrefix(titles[1], "home (default) — ") {
+			t.Errorf("titles: got %q, want 4 accounts with home marked default", titles)
+		}
+		if n := count(got, "---"); n != 3+2 {
+			t.Errorf("separators: got %d in %q, want one between each two of 4 accounts and 2 around Add account…", n, got)
+		}
+		// The rebuilt menu still acts: the confirming item of dev revokes dev.
+		_, revokes := b.calls()
+		confirm := submenu(t, l, "dev —", "Revoke access…")
+		if len(confirm) != 1 || confirm[0].Label != "Revoke dev's access now" {
+			t.Fatalf("dev's revoke submenu: got %+v", confirm)
+		}
+		click(t, menu, confirm[0].ID)
+		waitFor(t, "Revoke dev", func() bool { _, r := b.calls(); return len(r) == len(revokes)+1 && r[len(r)-1].Account == "dev" })
+		b.setStatus(func(st *ipc.StatusResponse) {
+			st.DefaultAccount = ""
+			st.Accounts = st.Accounts[:3]
+		})
+		l = waitMenu(t, menu, "dev gone", func(l []menuEntry) bool { return count(shown(l), "---") == 2+2 })
+		if slices.ContainsFunc(shown(l), func(s string) bool { return strings.Contains(s, "(default)") }) {
+			t.Errorf("default marker left: %q", shown(l))
+		}
 	})
 
 	t.Run("open, add, autostart, quit", func(t *testing.T) {

@@ -48,8 +48,11 @@ type accountView struct {
 	Server string // URL Open Nextcloud opens; empty when it cannot
 	Title  itemView
 	SignIn itemView
-	Revoke itemView
-	Open   itemView
+	Revoke itemView // opens a submenu holding Confirm
+	// Confirm is the item in the Revoke submenu that revokes: one click on
+	// "Revoke access…" only opens it.
+	Confirm itemView
+	Open    itemView
 }
 
 // trayView is everything the tray shows, computed from a status snapshot.
@@ -80,6 +83,10 @@ func buildView(st ipc.StatusResponse, statusErr error, busy map[string]string, n
 	var needs, offline, signedIn []string
 	for _, a := range st.Accounts {
 		av := accountViewOf(a, busy[a.Name], now)
+		if a.Name == st.DefaultAccount && len(st.Accounts) > 1 {
+			// Mark the account that answers requests naming none.
+			av.Title.Label = strings.Replace(av.Title.Label, a.Name, a.Name+" (default)", 1)
+		}
 		switch {
 		case a.State == stateSignedIn || busy[a.Name] == busyRevoke:
 			signedIn = append(signedIn, a.Name)
@@ -157,6 +164,7 @@ func accountViewOf(a ipc.AccountStatus, busy string, now time.Time) accountView 
 	if busy == busyRevoke {
 		av.Revoke.Label = "Revoking…"
 	}
+	av.Confirm = itemView{Label: "Revoke " + a.Name + "'s access now", Visible: av.Revoke.Visible, Enabled: av.Revoke.Enabled}
 	av.Open = itemView{Label: "Open Nextcloud", Visible: av.Server != "", Enabled: av.Server != ""}
 	return av
 }

@@ -141,7 +141,8 @@ func TestScripts(t *testing.T) {
 	down.Close()
 
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:       "testdata/script",
+		Condition: scriptCondition,
 		Setup: func(e *testscript.Env) error {
 			tb := scriptTB{TB: t, env: e}
 			idp := idptest.New(tb, idptest.Options{Key: key})
@@ -226,6 +227,7 @@ client_id = "ncagent"
 			"chain":       cmdChain,
 			"useidp":      cmdUseIdP,
 			"provider":    cmdProvider,
+			"sshd":        cmdSSHD,
 		},
 	})
 }

@@ -32,6 +32,10 @@ type SecretStore interface {
 type Options struct {
 	ConfigPath string // default ConfigPath()
 	StatePath  string // default StatePathFor(ConfigPath)
+	// LogLevel, when set, is the level of Logger's handler: the agent sets
+	// it from [agent] log_level at start and on every reload. Nil when
+	// the level was given on the command line, which wins.
+	LogLevel *slog.LevelVar
 	// ReloadInterval is how often the agent looks for changes of the two
 	// files (default 2s); SIGHUP reloads at once.
 	ReloadInterval time.Duration
@@ -114,6 +118,7 @@ func New(opts Options) (*Agent, error) {
 		opts.Logger.Warn("config", "warning", w)
 	}
 	cfg := files.Config
+	setLogLevel(opts.LogLevel, cfg.Agent.LogLevel)
 	a := &Agent{
 		stamp:   stamp,
 		opts:    opts,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"os"
 	"reflect"
 	"time"
@@ -127,11 +128,29 @@ func (a *Agent) apply(next *Config, stamp string) {
 		changed = true
 	}
 	if prev.Agent.LogLevel != next.Agent.LogLevel {
-		a.log.Warn("config reloaded: log_level changed; restart the agent to apply it (ncagent stop)", "log_level", next.Agent.LogLevel)
+		if a.opts.LogLevel == nil {
+			a.log.Warn("config reloaded: log_level not applied: --log-level or NCAGENT_LOG_LEVEL sets the level of this agent", "log_level", next.Agent.LogLevel)
+		} else {
+			setLogLevel(a.opts.LogLevel, next.Agent.LogLevel)
+			a.log.Info("config reloaded: log_level", "log_level", next.Agent.LogLevel)
+		}
 	}
 	if changed {
 		a.notify()
 	}
+}
+
+// setLogLevel sets lv from a log_level value; empty is info. Validate has
+// checked the value.
+func setLogLevel(lv *slog.LevelVar, s string) {
+	if lv == nil {
+		return
+	}
+	var l slog.Level
+	if s != "" && l.UnmarshalText([]byte(s)) != nil {
+		return
+	}
+	lv.Set(l)
 }
 
 // DefaultAccount returns the account that answers requests naming none,

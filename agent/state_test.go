@@ -130,8 +130,10 @@ func TestAgentReloadsLive(t *testing.T) {
 	cfgPath := filepath.Join(dir, "config.toml")
 	writeFile(t, cfgPath, "[accounts.home]\nkind = \"app-password\"\nserver = \"https://nc.example\"\nuser = \"bob\"\n")
 	logs := &syncBuffer{}
+	level := new(slog.LevelVar)
 	a, err := New(Options{ConfigPath: cfgPath, Store: NewKeychain("ncagent-reload-test", time.Second),
-		Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
+		LogLevel:       level,
 		ReloadInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +181,9 @@ user = "alice"
 `)
 	waitFor("added account", func() bool { return slices.Equal(names(), []string{"home", "work"}) })
 	waitFor("default", func() bool { return a.DefaultAccount() == "work" })
-	waitFor("log_level note", func() bool { return strings.Contains(logs.String(), "restart the agent to apply it") })
+	waitFor("log_level applied", func() bool {
+		return strings.Contains(logs.String(), "config reloaded: log_level") && level.Level() == slog.LevelDebug
+	})
 
 	// A broken edit is logged and not applied. (Written atomically: a
 	// moment of empty file would be a valid config with no account.)

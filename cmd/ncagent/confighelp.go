@@ -22,15 +22,15 @@ $XDG_STATE_HOME/ncagent/accounts.toml (~/.local/state/...), or, with
 NCAGENT_CONFIG set, ncagent-state.toml beside that file. The two files have
 the same keys and are merged key by key: a value you set in config.toml wins.
 A config.toml written by an older ncagent keeps working as it is. A running
-agent reloads both when they change, and on SIGHUP; log_level needs a
-restart (ncagent stop). Secrets are never kept in either file: a key that
+agent reloads both when they change, and on SIGHUP, and applies the change
+at once (accounts, the default, log_level) and says so in its log. Secrets are never kept in either file: a key that
 looks like one (password, refresh_token, client_secret...) is refused.
 
 [agent]
   default_account   account for commands that name none (default: the only
                     account; ncagent default NAME records one)
-  log_level         debug, info, warn or error (default info; also
-                    NCAGENT_LOG_LEVEL and ncagent run --log-level)
+  log_level         debug, info, warn or error (default info;
+                    NCAGENT_LOG_LEVEL and ncagent run --log-level win)
 
 [accounts.NAME]     NAME: 1 to 64 letters, digits, '-', '_', '.'
   kind              "oidc" or "app-password" (required)

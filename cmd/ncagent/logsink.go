@@ -136,7 +136,7 @@ func (h flushHandler) WithGroup(name string) slog.Handler {
 // newAgentLogger returns the agent's logger writing text records at level
 // and above to w behind a logSink flushing after delay (logFlushDelay),
 // which the caller closes last.
-func newAgentLogger(w io.Writer, level slog.Level, delay time.Duration) (*slog.Logger, *logSink) {
+func newAgentLogger(w io.Writer, level slog.Leveler, delay time.Duration) (*slog.Logger, *logSink) {
 	sink := newLogSink(w, delay)
 	h := slog.NewTextHandler(sink, &slog.HandlerOptions{Level: level})
 	return slog.New(flushHandler{h, sink}), sink

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -54,13 +55,26 @@ agent then serves on it instead of creating its own.`)
 		return exitUsage
 	}
 	tuneDaemonGC(e.getenv)
-	log, sink := newAgentLogger(e.stderr, level, logFlushDelay)
+	// The level is a LevelVar so that [agent] log_level applies live; a
+	// level given by flag or environment wins over the config.
+	lv := new(slog.LevelVar)
+	lv.Set(level)
+	log, sink := newAgentLogger(e.stderr, lv, logFlushDelay)
 	defer sink.Close()
 	// fail prints a user-facing error after every record logged before it.
 	fail := func(format string, a ...any) int {
 		sink.Flush()
 		errorf(e, format, a...)
 		return exitError
+	}
+	cfgLevel := lv
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "log-level" {
+			cfgLevel = nil
+		}
+	})
+	if e.getenv("NCAGENT_LOG_LEVEL") != "" {
+		cfgLevel = nil
 	}
 
 	if *configPath == "" {
@@ -90,6 +104,7 @@ agent then serves on it instead of creating its own.`)
 		ConfigPath: *configPath,
 		Store:      agent.NewKeychain(service, 0),
 		Logger:     log,
+		LogLevel:   cfgLevel,
 		Socket:     path,
 	})
 	if err != nil {

@@ -69,6 +69,7 @@ func NewTray(ctx context.Context, b Backend, opts TrayOptions) (*Tray, error) {
 		sess.close()
 		return nil, fmt.Errorf("%w: the tray already ran in this process", ErrNoTray)
 	}
+	routeLibraryLog(opts.Logger)
 	ctx, cancel := context.WithCancel(ctx)
 	t := &tray{
 		b:      b,

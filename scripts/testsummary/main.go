@@ -14,11 +14,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -43,7 +45,8 @@ type key struct{ pkg, test string }
 // closing summary. Not safe for concurrent use.
 type summary struct {
 	out     io.Writer
-	verbose bool // print every test's output as it comes, as go test -v
+	verbose bool   // print every test's output as it comes, as go test -v
+	trim    string // prefix cut from package paths in the skip list
 
 	output map[key]*strings.Builder // each running test's output so far
 	skips  []skip
@@ -52,8 +55,8 @@ type summary struct {
 	buildFailed             bool
 }
 
-func newSummary(out io.Writer, verbose bool) *summary {
-	return &summary{out: out, verbose: verbose, output: map[key]*strings.Builder{}}
+func newSummary(out io.Writer, verbose bool, trim string) *summary {
+	return &summary{out: out, verbose: verbose, trim: trim, output: map[key]*strings.Builder{}}
 }
 
 func (s *summary) event(e event) {
@@ -161,9 +164,12 @@ func skipReason(text, test string) string {
 // everything passed.
 func (s *summary) finish() bool {
 	if len(s.skips) > 0 {
+		slices.SortStableFunc(s.skips, func(a, b skip) int {
+			return cmp.Or(cmp.Compare(a.pkg, b.pkg), cmp.Compare(a.test, b.test))
+		})
 		fmt.Fprintf(s.out, "\n== skipped tests (%d)\n", len(s.skips))
 		for _, sk := range s.skips {
-			fmt.Fprintf(s.out, "SKIP %s %s: %s\n", sk.pkg, sk.test, sk.reason)
+			fmt.Fprintf(s.out, "SKIP %s %s: %s\n", strings.TrimPrefix(sk.pkg, s.trim), sk.test, sk.reason)
 		}
 	}
 	fmt.Fprintf(s.out, "\ntests: %d passed, %d failed, %d skipped\n", s.passed, s.failed, s.skipped)
@@ -172,8 +178,8 @@ func (s *summary) finish() bool {
 
 // run reads events from in until EOF. Lines that are not JSON events (a
 // go command message that slipped into stdout) are printed as they are.
-func run(in io.Reader, out io.Writer, verbose bool) (bool, error) {
-	s := newSummary(out, verbose)
+func run(in io.Reader, out io.Writer, verbose bool, trim string) (bool, error) {
+	s := newSummary(out, verbose, trim)
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
 	for sc.Scan() {
@@ -192,8 +198,9 @@ func run(in io.Reader, out io.Writer, verbose bool) (bool, error) {
 
 func main() {
 	verbose := flag.Bool("v", false, "print every test's output, as go test -v")
+	trim := flag.String("trim", "", "cut this prefix (the module path and a slash) from package paths in the skip list")
 	flag.Parse()
-	ok, err := run(os.Stdin, os.Stdout, *verbose)
+	ok, err := run(os.Stdin, os.Stdout, *verbose, *trim)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -27,7 +27,7 @@ func goTestJSON(t *testing.T, dir string, env []string, args ...string) []byte {
 func summarize(t *testing.T, events []byte, verbose bool) (string, bool) {
 	t.Helper()
 	var out bytes.Buffer
-	ok, err := run(bytes.NewReader(events), &out, verbose)
+	ok, err := run(bytes.NewReader(events), &out, verbose, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +121,31 @@ func TestSkipReason(t *testing.T) {
 		if got := skipReason(tc.text, "TestX"); got != tc.want {
 			t.Errorf("skipReason(%q): got %q, want %q", tc.text, got, tc.want)
 		}
+	}
+}
+
+// TestSkipListSortedAndTrimmed: skips are listed by package and test, the
+// module path cut, whatever order the parallel packages finished in.
+func TestSkipListSortedAndTrimmed(t *testing.T) {
+	events := `{"Action":"output","Package":"m/b","Test":"TestY","Output":"    y_test.go:1: why y\n"}
+{"Action":"skip","Package":"m/b","Test":"TestY"}
+{"Action":"output","Package":"m/a","Test":"TestZ","Output":"    z_test.go:1: why z\n"}
+{"Action":"skip","Package":"m/a","Test":"TestZ"}
+{"Action":"skip","Package":"m/a","Test":"TestX"}
+`
+	var out bytes.Buffer
+	if _, err := run(strings.NewReader(events), &out, false, "m/"); err != nil {
+		t.Fatal(err)
+	}
+	want := `
+== skipped tests (3)
+SKIP a TestX: (no reason given)
+SKIP a TestZ: z_test.go:1: why z
+SKIP b TestY: y_test.go:1: why y
+
+tests: 0 passed, 0 failed, 3 skipped
+`
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
 }

@@ -141,8 +141,7 @@ func TestScripts(t *testing.T) {
 	down.Close()
 
 	testscript.Run(t, testscript.Params{
-		Dir:       "testdata/script",
-		Condition: scriptCondition,
+		Dir: "testdata/script",
 		Setup: func(e *testscript.Env) error {
 			tb := scriptTB{TB: t, env: e}
 			idp := idptest.New(tb, idptest.Options{Key: key})
@@ -227,7 +226,6 @@ client_id = "ncagent"
 			"chain":       cmdChain,
 			"useidp":      cmdUseIdP,
 			"provider":    cmdProvider,
-			"sshd":        cmdSSHD,
 		},
 	})
 }

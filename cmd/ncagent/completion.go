@@ -119,7 +119,14 @@ func zshCompletion(w io.Writer) {
 		_files
 	fi
 }
-compdef _ncagent ncagent
+# compinit autoloads this file as the body of _ncagent on the first TAB:
+# run the completion now, or the first TAB completes nothing. Sourced
+# instead (. <(ncagent completion zsh)), register it.
+if [[ $funcstack[1] == _ncagent ]]; then
+	_ncagent "$@"
+else
+	compdef _ncagent ncagent
+fi
 `)
 }
 

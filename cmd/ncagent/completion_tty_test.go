@@ -32,21 +32,27 @@ func TestCompletionOnTab(t *testing.T) {
 	}
 	for _, sh := range []struct {
 		name  string
+		shell string
 		argv  string // the shell, without the user's startup files
 		setup string // typed first: load the completion
 	}{
-		{"bash", "bash --norc --noprofile",
+		{"bash", "bash", "bash --norc --noprofile",
 			`. /usr/share/bash-completion/bash_completion && . <(ncagent completion bash)`},
-		{"zsh", "zsh -f",
+		// Installed in fpath, as the packages do: compinit autoloads
+		// the file on the first TAB, which must complete already.
+		{"zsh", "zsh", "zsh -f",
 			`mkdir -p ` + dir + `/zfunc && ncagent completion zsh >` + dir + `/zfunc/_ncagent && fpath=(` + dir + `/zfunc $fpath) && autoload -U compinit && compinit -u`},
-		{"fish", "fish --no-config",
+		// Sourced after compinit, as from a .zshrc.
+		{"zsh-sourced", "zsh", "zsh -f",
+			`autoload -U compinit && compinit -u && . <(ncagent completion zsh)`},
+		{"fish", "fish", "fish --no-config",
 			`ncagent completion fish | source`},
 	} {
 		t.Run(sh.name, func(t *testing.T) {
-			if _, err := exec.LookPath(sh.name); err != nil {
-				t.Skipf("no %s: apt-get install %s (scripts/test does as root)", sh.name, sh.name)
+			if _, err := exec.LookPath(sh.shell); err != nil {
+				t.Skipf("no %s: apt-get install %s (scripts/test does as root)", sh.shell, sh.shell)
 			}
-			if sh.name == "bash" {
+			if sh.shell == "bash" {
 				if _, err := os.Stat("/usr/share/bash-completion/bash_completion"); err != nil {
 					t.Skip("no bash-completion: apt-get install bash-completion (scripts/test does as root)")
 				}

@@ -7,17 +7,19 @@ import (
 	"testing"
 )
 
-// TestServiceSkipsMissingBinary: the service unit carries
-// ConditionFileIsExecutable= on the binary it starts, specifiers escaped,
-// so that removing the package (or cleaning a build cache) leaves a unit
-// that is skipped, not one that fails over and over.
+// TestServiceSkipsMissingBinary: the service unit and the socket unit that
+// starts it carry ConditionFileIsExecutable= on the binary, specifiers
+// escaped, so that removing the package (or cleaning a build cache) leaves
+// units that are skipped, not ones that fail over and over.
 func TestServiceSkipsMissingBinary(t *testing.T) {
-	b, err := Render(ServiceTemplate, Data{Executable: "/opt/100%/ncagent"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "\nConditionFileIsExecutable=/opt/100%%/ncagent\n"; !bytes.Contains(b, []byte(want)) {
-		t.Errorf("service unit lacks %q:\n%s", want, b)
+	for _, name := range []string{ServiceTemplate, SocketTemplate} {
+		b, err := Render(name, Data{Executable: "/opt/100%/ncagent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "\nConditionFileIsExecutable=/opt/100%%/ncagent\n"; !bytes.Contains(b, []byte(want)) {
+			t.Errorf("%s lacks %q:\n%s", name, want, b)
+		}
 	}
 }
 

@@ -13,7 +13,7 @@ func TestRenderEveryTemplate(t *testing.T) {
 	d := Data{Executable: "/usr/bin/ncagent", LogPath: "/Users/u/Library/Logs/ncagent.log"}
 	want := map[string][]string{
 		ServiceTemplate: {"ExecStart=/usr/bin/ncagent run\n", "ConditionFileIsExecutable=/usr/bin/ncagent\n", "Restart=on-failure\n", "TimeoutStopSec=150\n", "Requires=ncagent.socket\n", "NoNewPrivileges=yes\n", "Also=ncagent.socket\n"},
-		SocketTemplate:  {"ListenStream=%t/ncagent/agent.sock\n", "SocketMode=0600\n", "DirectoryMode=0700\n", "WantedBy=sockets.target\n"},
+		SocketTemplate:  {"ConditionFileIsExecutable=/usr/bin/ncagent\n", "ListenStream=%t/ncagent/agent.sock\n", "SocketMode=0600\n", "DirectoryMode=0700\n", "WantedBy=sockets.target\n"},
 		AutostartTemplate: {"[Desktop Entry]\n", "Exec=/usr/bin/ncagent autostart session\n", "TryExec=/usr/bin/ncagent\n",
 			"NoDisplay=true\n", "X-GNOME-Autostart-enabled=true\n"},
 		LauncherTemplate:    {"Exec=/usr/bin/ncagent autostart session\n", "Categories=Network;Utility;\n", "Icon=ncagent\n"},

@@ -543,6 +543,7 @@ func TestTrayOverDBus(t *testing.T) {
 			st.Accounts = append(st.Accounts, acct("dev", stateSignedIn, func(a *ipc.AccountStatus) { a.Server = "https://dev.example" }))
 		})
 		waitMenu(t, menu, "dev added", has("dev — alice@dev.example — signed in [disabled]"))
+		syncLayoutRefresh() // the menu was rebuilt for a fourth account
 		// The first GetLayout after a rebuild is one level deep (fyne.io/systray
 		// works around libdbusmenu-gtk3 so): ask again for the submenus.
 		l := getLayout(t, menu)
@@ -575,6 +576,7 @@ func TestTrayOverDBus(t *testing.T) {
 			st.Accounts = st.Accounts[:3]
 		})
 		l = waitMenu(t, menu, "dev gone", func(l []menuEntry) bool { return count(shown(l), "---") == 2+2 })
+		syncLayoutRefresh() // rebuilt again, for three
 		if slices.ContainsFunc(shown(l), func(s string) bool { return strings.Contains(s, "(default)") }) {
 			t.Errorf("default marker left: %q", shown(l))
 		}
@@ -653,6 +655,13 @@ func TestTrayOverDBus(t *testing.T) {
 func syncFirstLayout(t *testing.T, menu dbus.BusObject) {
 	t.Helper()
 	getLayout(t, menu)
+	syncLayoutRefresh()
+}
+
+// syncLayoutRefresh is the second half of syncFirstLayout, for right after
+// the GetLayout that first saw a rebuilt menu: systray.ResetMenu makes the
+// next GetLayout a first one again, with its own delayed bump.
+func syncLayoutRefresh() {
 	poke := systray.AddMenuItem("", "") // hidden: panels never show it
 	poke.Hide()
 	time.Sleep(300 * time.Millisecond)

@@ -13,7 +13,8 @@ import (
 )
 
 func init() {
-	register(verb{name: "exec", summary: "run a program with Nextcloud access, no long-lived secret in its environment", run: runExec})
+	register(verb{name: "exec", summary: "run a program with Nextcloud access, no long-lived secret in its environment", run: runExec,
+		childExit: true})
 }
 
 const execHelp = `Run COMMAND with access to the account's Nextcloud. By default COMMAND gets

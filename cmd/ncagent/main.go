@@ -41,6 +41,9 @@ type verb struct {
 	name    string
 	summary string
 	run     func(ctx context.Context, e *env, args []string) int
+	// childExit: the exit code is a child's (exec passes it through),
+	// kept as it is when a signal ended the child.
+	childExit bool
 }
 
 var verbs = map[string]verb{}
@@ -60,8 +63,9 @@ func main() { os.Exit(mainCode()) }
 func mainCode() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
-	if ctx.Err() != nil && code != exitOK {
+	args := os.Args[1:]
+	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, args)
+	if ctx.Err() != nil && code != exitOK && !(len(args) > 0 && verbs[args[0]].childExit) {
 		return exitInterrupted // a verb cut short by Ctrl-C or SIGTERM
 	}
 	return code

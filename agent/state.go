@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -193,6 +194,7 @@ func (ac *AccountConfig) clone() *AccountConfig {
 	c.Scopes = slices.Clone(ac.Scopes)
 	c.AcceptedAudiences = slices.Clone(ac.AcceptedAudiences)
 	c.AllowedAlgs = slices.Clone(ac.AllowedAlgs)
+	c.ExchangeParams = maps.Clone(ac.ExchangeParams)
 	return &c
 }
 
@@ -209,6 +211,8 @@ func (ac *AccountConfig) managed() *AccountConfig {
 		DisplayName: ac.DisplayName,
 		CAFile:      ac.CAFile,
 		Scopes:      slices.Clone(ac.Scopes),
+		// ncagent login --redirect-host, kept for the next sign-in.
+		RedirectHost: ac.RedirectHost,
 	}
 }
 

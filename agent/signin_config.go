@@ -1,7 +1,8 @@
 package agent
 
 // currentAccountConfig returns the account's config as a sign-in must see
-// it: config.toml as it is on disk now, so that an edit (a new
+// it: config.toml merged with the state file as they are on disk now
+// (LoadFiles), so that an edit (a new
 // redirect_host, scopes, client id) takes effect on the next sign-in of a
 // running agent; the agent's view when the file cannot be read or no
 // longer names the account. The caller may not modify the result.
@@ -12,11 +13,11 @@ func (a *Agent) currentAccountConfig(name string) *AccountConfig {
 	if a.opts.ConfigPath == "" {
 		return mem
 	}
-	fresh, _, err := LoadConfig(a.opts.ConfigPath)
+	fresh, _, err := LoadFiles(a.opts.ConfigPath, a.opts.StatePath)
 	if err != nil {
 		return mem
 	}
-	if ac := fresh.Accounts[name]; ac != nil {
+	if ac := fresh.Config.Accounts[name]; ac != nil {
 		return ac
 	}
 	return mem

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"time"
@@ -207,6 +208,24 @@ func (a *Agent) saveSignedIn(name string, ac *AccountConfig) error {
 		a.cfg = &next
 		a.mu.Unlock()
 		return err
+	}
+	// The broker has the account from this sign-in already, with its
+	// fresh token (commitSignIn): the reload must not install it again,
+	// which would drop that token (on a one-token provider such as the
+	// Nextcloud oidc app, the refresh that follows kills it). So the
+	// agent's view takes the account as the files now say it is first.
+	if files, _, err := LoadFiles(a.opts.ConfigPath, a.opts.StatePath); err == nil {
+		if merged := files.Config.Accounts[name]; merged != nil {
+			a.mu.Lock()
+			next := *a.cfg
+			next.Accounts = maps.Clone(a.cfg.Accounts)
+			if next.Accounts == nil {
+				next.Accounts = map[string]*AccountConfig{}
+			}
+			next.Accounts[name] = merged
+			a.cfg = &next
+			a.mu.Unlock()
+		}
 	}
 	return a.Reload()
 }

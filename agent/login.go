@@ -118,9 +118,16 @@ func (a *Agent) Login(ctx context.Context, peer ipc.Peer, req ipc.LoginRequest, 
 
 func (a *Agent) runLoginOp(ctx context.Context, name string, req ipc.LoginRequest, op *loginOp) {
 	emit := op.emit
+	var opened []string // URLs opened: their trampolines go when the sign-in ends
+	defer func() {
+		for _, u := range opened {
+			ForgetURL(u)
+		}
+	}()
 	if req.OpenBrowser {
 		emit = func(ev ipc.LoginEvent) {
 			if ev.Type == "open_url" && ev.URL != "" {
+				opened = append(opened, ev.URL)
 				if err := a.opts.OpenURL(ev.URL); err != nil {
 					a.log.Warn("could not open the browser", "account", name, "err", err)
 				}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"time"
@@ -17,8 +18,12 @@ const openerGrace = 3 * time.Second
 // OpenURL opens rawURL in the user's web browser: xdg-open on Linux and the
 // BSDs (only inside a graphical session), open on macOS, the URL protocol
 // handler (rundll32 url.dll,FileProtocolHandler) on Windows. The URL must
-// be an absolute http or https URL; it is passed to the opener as a single
-// argument, never through a shell. OpenURL returns an error wrapping
+// be an absolute http or https URL. It never appears in the opener's
+// arguments, which every user of the machine can read: the opener gets the
+// file:// URL of a private trampoline page that forwards the browser to it
+// (see writeTrampoline), as a single argument, never through a shell, and
+// a minimal environment (openerEnv). Call ForgetURL once the URL was used.
+// OpenURL returns an error wrapping
 // ErrNoBrowser when there is no way to open a browser here, or the
 // opener's error when it fails within a few seconds; it never blocks longer
 // than that. It is safe for concurrent use.
@@ -26,11 +31,22 @@ func OpenURL(rawURL string) error {
 	if err := checkWebURL(rawURL); err != nil {
 		return fmt.Errorf("open url: %w", err)
 	}
-	name, args, err := opener(rawURL)
+	if _, _, err := opener(rawURL); err != nil {
+		return fmt.Errorf("open url: %w", err)
+	}
+	page, err := writeTrampoline(rawURL)
 	if err != nil {
 		return fmt.Errorf("open url: %w", err)
 	}
-	return runOpener(name, args)
+	name, args, err := opener(page)
+	if err == nil {
+		err = runOpener(name, args)
+	}
+	if err != nil {
+		ForgetURL(rawURL)
+		return fmt.Errorf("open url: %w", err)
+	}
+	return nil
 }
 
 // checkWebURL accepts absolute http and https URLs with a host, the only
@@ -55,11 +71,12 @@ func checkWebURL(rawURL string) error {
 func runOpener(name string, args []string) error {
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return fmt.Errorf("open url: %w: %s not found", ErrNoBrowser, name)
+		return fmt.Errorf("%w: %s not found", ErrNoBrowser, name)
 	}
 	cmd := exec.Command(path, args...)
+	cmd.Env = openerEnv(os.Environ())
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("open url: start %s: %w", name, err)
+		return fmt.Errorf("start %s: %w", name, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -68,7 +85,7 @@ func runOpener(name string, args []string) error {
 	select {
 	case err := <-exited:
 		if err != nil {
-			return fmt.Errorf("open url: %s: %w", name, err)
+			return fmt.Errorf("%s: %w", name, err)
 		}
 		return nil
 	case <-t.C:

@@ -52,7 +52,9 @@ func TestOpenURLRunsOpenerWithoutShell(t *testing.T) {
 	argsFile := fakeOpener(t, 0)
 	t.Setenv("DISPLAY", ":0")
 	t.Setenv("WAYLAND_DISPLAY", "")
-	// Shell metacharacters reach the opener verbatim, as one argument.
+	runtimeDir := t.TempDir()
+	t.Setenv("XDG_RUNTIME_DIR", runtimeDir)
+	// Shell metacharacters reach the trampoline verbatim.
 	u := "https://cloud.example.com/login?a=1&b=$(touch%20pwned);c=`id`|x"
 	start := time.Now()
 	if err := OpenURL(u); err != nil {
@@ -65,8 +67,42 @@ func TestOpenURLRunsOpenerWithoutShell(t *testing.T) {
 	if err != nil {
 		t.Fatalf("opener did not run: %v", err)
 	}
-	if got, want := strings.TrimSuffix(string(b), "\n"), u; got != want {
-		t.Errorf("opener arguments: got %q, want %q", got, want)
+	arg := strings.TrimSuffix(string(b), "\n")
+	dir := filepath.Join(runtimeDir, "ncagent", "open")
+	if !strings.HasPrefix(arg, "file://"+dir+"/open-") || strings.Contains(arg, "cloud.example.com") {
+		t.Fatalf("opener arguments: got %q, want one file:// URL under %s", arg, dir)
+	}
+	path := strings.TrimPrefix(arg, "file://")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("trampoline: %v", err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("trampoline mode: got %v, want 0600", fi.Mode().Perm())
+	}
+	if di, err := os.Stat(dir); err != nil || di.Mode().Perm() != 0o700 {
+		t.Errorf("trampoline dir: got %v (%v), want mode 0700", di.Mode().Perm(), err)
+	}
+	page, _ := os.ReadFile(path)
+	// html/template escapes & in the attribute; the browser decodes it.
+	if !strings.Contains(string(page), "url=https://cloud.example.com/login?a=1&amp;b=$(touch%20pwned);c=`id`|x\"") {
+		t.Errorf("trampoline does not forward to the URL:\n%s", page)
+	}
+	ForgetURL(u)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("trampoline after ForgetURL: got %v, want it gone", err)
+	}
+}
+
+func TestOpenerEnv(t *testing.T) {
+	env := []string{"PATH=/usr/bin", "HOME=/home/alice", "DISPLAY=:0", "XDG_RUNTIME_DIR=/run/user/1000",
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus", "LC_ALL=C.UTF-8",
+		"NEXTCLOUD_PASSWORD=secret", "NEXTCLOUD_USERNAME=alice", "NEXTCLOUD_HOST=http://127.0.0.1:1",
+		"NCAGENT_SESSION=s3cret", "AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y"}
+	got := strings.Join(openerEnv(env), " ")
+	want := "PATH=/usr/bin HOME=/home/alice DISPLAY=:0 XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus LC_ALL=C.UTF-8"
+	if got != want {
+		t.Errorf("openerEnv: got %q, want %q", got, want)
 	}
 }
 

@@ -18,6 +18,10 @@ type TrayOptions struct {
 	// OpenURL opens a web page in the user's browser: an account's
 	// Nextcloud, the setup page. Nil hides Open Nextcloud and Add account….
 	OpenURL func(string) error
+	// URLUsed is told a URL given to OpenURL once it was used (a setup
+	// page link redeemed), so that OpenURL can drop what it kept for it
+	// (agent.ForgetURL). Optional.
+	URLUsed func(string)
 	// Autostart backs the Start at login checkbox; nil hides it.
 	Autostart AutostartControl
 	// SetupPage returns the setup page's URL with a fresh one-time token,
@@ -67,8 +71,9 @@ func selfPeer() ipc.Peer {
 // setupLauncher runs at most one SetupServer at a time and hands out fresh
 // one-time links to it.
 type setupLauncher struct {
-	b   Backend
-	log *slog.Logger
+	b    Backend
+	log  *slog.Logger
+	used func(string) // TrayOptions.URLUsed
 
 	mu  sync.Mutex // guards cur
 	cur *SetupServer
@@ -84,7 +89,7 @@ func (l *setupLauncher) url(ctx context.Context) (string, error) {
 			return u, nil
 		}
 	}
-	s := NewSetupServer(l.b, SetupOptions{Logger: l.log})
+	s := NewSetupServer(l.b, SetupOptions{Logger: l.log, Redeemed: l.used})
 	u, err := s.Start(ctx)
 	if err != nil {
 		return "", err

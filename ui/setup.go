@@ -37,6 +37,13 @@ type SetupOptions struct {
 	DoneGrace time.Duration
 	// Peer names the page in the agent's logs. Default: this process.
 	Peer ipc.Peer
+	// LinkTTL is how long a one-time link stays valid unused. Default 2
+	// minutes: the link is opened at once, by the browser it was made for.
+	LinkTTL time.Duration
+	// Redeemed is told each one-time link when a browser used it, so that
+	// whatever carried it to the browser (agent.OpenURL's trampoline page)
+	// can go. Optional; called on the request's goroutine.
+	Redeemed func(link string)
 }
 
 // SetupServer is the local setup page: a form on 127.0.0.1 that adds an
@@ -63,7 +70,7 @@ type SetupServer struct {
 	closed   bool
 	host     string // "127.0.0.1:port", the only Host accepted
 	srv      *http.Server
-	tokens   map[[32]byte]bool          // unused one-time tokens, by SHA-256
+	tokens   map[[32]byte]time.Time     // unused one-time tokens, by SHA-256: their expiry
 	sessions map[[32]byte]*setupSession // by SHA-256 of the cookie
 	running  int                        // sign-ins in progress
 	idle     *time.Timer
@@ -119,6 +126,9 @@ func NewSetupServer(b Backend, opts SetupOptions) *SetupServer {
 	if opts.DoneGrace <= 0 {
 		opts.DoneGrace = 3 * time.Second
 	}
+	if opts.LinkTTL <= 0 {
+		opts.LinkTTL = 2 * time.Minute
+	}
 	if opts.Peer == (ipc.Peer{}) {
 		opts.Peer = selfPeer()
 	}
@@ -127,7 +137,7 @@ func NewSetupServer(b Backend, opts SetupOptions) *SetupServer {
 		opts:     opts,
 		log:      opts.Logger,
 		done:     make(chan struct{}),
-		tokens:   map[[32]byte]bool{},
+		tokens:   map[[32]byte]time.Time{},
 		sessions: map[[32]byte]*setupSession{},
 	}
 }
@@ -190,7 +200,7 @@ func (s *SetupServer) Link() (string, error) {
 	if !s.started || s.closed {
 		return "", errors.New("setup page: not running")
 	}
-	s.tokens[sha256.Sum256([]byte(tok))] = true
+	s.tokens[sha256.Sum256([]byte(tok))] = time.Now().Add(s.opts.LinkTTL)
 	s.touchLocked()
 	return "http://" + s.host + "/?token=" + tok, nil
 }
@@ -320,16 +330,22 @@ func (s *SetupServer) exchangeToken(w http.ResponseWriter, r *http.Request, tok 
 	}
 	key := sha256.Sum256([]byte(tok))
 	s.mu.Lock()
-	ok := s.tokens[key]
+	expiry, ok := s.tokens[key]
 	delete(s.tokens, key)
+	expired := ok && time.Now().After(expiry)
+	ok = ok && !expired
+	host := s.host
 	var cookie string
 	if ok {
 		cookie = randomToken()
 		s.sessions[sha256.Sum256([]byte(cookie))] = &setupSession{csrf: randomToken()}
 	}
 	s.mu.Unlock()
+	if s.opts.Redeemed != nil && (ok || expired) {
+		s.opts.Redeemed("http://" + host + "/?token=" + tok)
+	}
 	if !ok {
-		s.forbid(w, "unknown or used token")
+		s.forbid(w, "unknown, used or expired token")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{

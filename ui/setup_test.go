@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -458,5 +459,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for: %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSetupLinkRedeemedAndExpiry: a link reports its redemption (so that
+// its trampoline page goes), and an unused link stops working after
+// LinkTTL.
+func TestSetupLinkRedeemedAndExpiry(t *testing.T) {
+	var mu sync.Mutex
+	var redeemed []string
+	f := startSetup(t, newFakeBackend(), SetupOptions{LinkTTL: 300 * time.Millisecond, Redeemed: func(link string) {
+		mu.Lock()
+		redeemed = append(redeemed, link)
+		mu.Unlock()
+	}})
+	f.enter(t)
+	mu.Lock()
+	got := redeemed
+	mu.Unlock()
+	if want := f.base + "/?token=" + f.token; len(got) != 1 || got[0] != want {
+		t.Errorf("redeemed: got %d links, want exactly the one entered", len(got))
+	}
+
+	link, err := f.srv.Link()
+	if err != nil {
+		t.Fatalf("Link: %v", err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	u, _ := url.Parse(link)
+	resp, _ := f.do(t, "GET", "/?"+u.RawQuery, "", "", nil, nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("expired link: got status %d, want 403", resp.StatusCode)
+	}
+	if !strings.Contains(f.logs.String(), "expired token") {
+		t.Errorf("expired link: refusal not logged")
 	}
 }

@@ -84,7 +84,7 @@ func NewTray(ctx context.Context, b Backend, opts TrayOptions) (*Tray, error) {
 		ran:    make(chan struct{}),
 		busy:   map[string]string{},
 		last:   map[string]string{},
-		setup:  &setupLauncher{b: b, log: opts.Logger},
+		setup:  &setupLauncher{b: b, log: opts.Logger, used: opts.URLUsed},
 	}
 	t.autoStale.Store(true)
 	if opts.SetupPage != nil {

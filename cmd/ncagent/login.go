@@ -118,6 +118,7 @@ printed, so it can be opened on another machine.`)
 	defer cancel()
 	enc := json.NewEncoder(e.stdout)
 	show := loginProgress{e: e, openBrowser: !*noBrowser}
+	defer func() { agent.ForgetURL(show.opened) }() // the sign-in is over: the browser's trampoline can go
 	final, err := cl.Login(ctx, req, func(ev ipc.LoginEvent) {
 		if *asJSON {
 			enc.Encode(ev)
@@ -164,6 +165,7 @@ type loginProgress struct {
 	e           *env
 	openBrowser bool
 	method      *ipc.LoginEvent // said with the next event
+	opened      string          // the URL opened in the browser
 }
 
 func (p *loginProgress) event(ev ipc.LoginEvent) {
@@ -184,6 +186,7 @@ func (p *loginProgress) event(ev ipc.LoginEvent) {
 		fmt.Fprintf(e.stderr, "ncagent: open this URL to sign in:\n\n    %s\n\n", ev.URL)
 		if p.openBrowser {
 			p.openBrowser = false
+			p.opened = ev.URL
 			if err := agent.OpenURL(ev.URL); err != nil {
 				fmt.Fprintf(e.stderr, "ncagent: could not open a browser (%v): open the URL yourself\n", err)
 			}

@@ -15,7 +15,7 @@ import (
 
 func init() {
 	newTray = func(ctx context.Context, a *agent.Agent, log *slog.Logger, quit func()) (trayRunner, error) {
-		opts := ui.TrayOptions{Logger: log, OpenURL: agent.OpenURL}
+		opts := ui.TrayOptions{Logger: log, OpenURL: agent.OpenURL, URLUsed: agent.ForgetURL}
 		if env, err := packaging.NewEnv(os.Getenv); err == nil {
 			opts.Autostart = trayAutostart{env}
 		}

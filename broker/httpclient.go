@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/ncagent/ncagent/internal/buildinfo"
@@ -99,9 +100,18 @@ func NewHTTPClient(o HTTPOptions) (*http.Client, error) {
 	}, nil
 }
 
-// checkRedirect bounds the redirects of GET and HEAD; other methods never
-// get here (secureTransport turns their redirects into errors first, so
-// the http.Client's error names the original URL, not the target's query).
+// checkRedirect bounds the redirects of GET and HEAD and holds every
+// redirect target to the rules of the first URL: other methods never get
+// here (secureTransport turns their redirects into errors first, so the
+// http.Client's error names the original URL, not the target's query).
+//
+// net/http keeps Authorization on a redirect to the same host or a
+// subdomain whatever the scheme, so an https server answering 301 with an
+// http:// Location on its own name would receive the credential in clear.
+// Here every target must pass CheckEndpointURL (https, or http on a
+// loopback host), an https chain never continues over http, and a target
+// on another host or scheme than the first request gets no credential
+// (Authorization, Cookie, user info).
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	orig := via[0]
 	if orig.Method != http.MethodGet && orig.Method != http.MethodHead {
@@ -113,6 +123,27 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 	}
 	if len(via) >= maxRedirects {
 		return fmt.Errorf("%s %s: stopped after %d redirects", orig.Method, redactURL(orig.URL), len(via))
+	}
+	refuse := func(why string) error {
+		re := &RedirectError{Method: orig.Method, From: redactURL(orig.URL), Location: redactURL(req.URL)}
+		if req.Response != nil {
+			re.StatusCode = req.Response.StatusCode
+		}
+		return fmt.Errorf("%w (%s)", re, why)
+	}
+	if err := CheckEndpointURL("redirect target", req.URL.String()); err != nil {
+		return refuse("the target is neither https nor loopback http")
+	}
+	for _, r := range via {
+		if r.URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return refuse("https never continues over http")
+		}
+	}
+	if !strings.EqualFold(req.URL.Host, orig.URL.Host) || req.URL.Scheme != orig.URL.Scheme {
+		req.Header.Del("Authorization")
+		req.Header.Del("Cookie")
+		req.Header.Del("Proxy-Authorization")
+		req.URL.User = nil
 	}
 	return nil
 }

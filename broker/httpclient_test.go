@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -158,5 +159,81 @@ func TestCheckEndpointURL(t *testing.T) {
 				t.Fatalf("got error %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestRedirectTargetRules: every redirect target is held to the endpoint
+// rules; credentials never follow to another host or scheme.
+func TestRedirectTargetRules(t *testing.T) {
+	var mu sync.Mutex
+	auth := map[string]string{} // server name → Authorization it received
+	record := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			auth[name] = r.Header.Get("Authorization") + "|" + r.Header.Get("Cookie")
+			mu.Unlock()
+			io.WriteString(w, "ok")
+		}
+	}
+	other := httptest.NewTLSServer(record("other"))
+	defer other.Close()
+	plain := httptest.NewServer(record("plain"))
+	defer plain.Close()
+	src := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/to-plain":
+			http.Redirect(w, r, plain.URL+"/x", http.StatusMovedPermanently)
+		case "/to-other":
+			// Same IP, another port: net/http would keep Authorization.
+			http.Redirect(w, r, other.URL+"/x", http.StatusFound)
+		case "/to-remote-http":
+			http.Redirect(w, r, "http://cloud.example.com/x", http.StatusFound)
+		case "/to-self":
+			http.Redirect(w, r, "/done", http.StatusFound)
+		default:
+			io.WriteString(w, r.Header.Get("Authorization"))
+		}
+	}))
+	defer src.Close()
+	var ca []byte
+	for _, s := range []*httptest.Server{src, other} {
+		ca = append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw})...)
+	}
+	c, err := NewHTTPClient(HTTPOptions{CAPEM: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (string, error) {
+		req, _ := http.NewRequest(http.MethodGet, src.URL+path, nil)
+		req.SetBasicAuth("alice", "app-password")
+		req.Header.Set("Cookie", "session=s")
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+
+	if _, err := get("/to-plain"); !errors.Is(err, ErrRedirect) {
+		t.Errorf("https → http on the same host: got %v, want ErrRedirect", err)
+	}
+	if _, err := get("/to-remote-http"); !errors.Is(err, ErrRedirect) {
+		t.Errorf("→ http on a remote host: got %v, want ErrRedirect", err)
+	}
+	if _, err := get("/to-other"); err != nil {
+		t.Errorf("https → https on another port: %v", err)
+	}
+	if body, err := get("/to-self"); err != nil || body == "" {
+		t.Errorf("same origin: got %q, %v, want the credential kept", body, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok := auth["plain"]; ok {
+		t.Error("the plain http listener was reached")
+	}
+	if got := auth["other"]; got != "|" {
+		t.Errorf("another host: got credentials %q, want none", got)
 	}
 }

@@ -95,35 +95,41 @@ func listen(path string) (net.Listener, error) {
 // access for group or others. It creates it (0700) when missing but never
 // repairs an existing one: a wrong owner or mode means someone else may
 // have been there.
+//
+// Nothing here follows a symlink another user may swap in at dir (in a
+// shared /tmp): Mkdir does not follow one (it fails with EEXIST), there
+// is no Chmod (0700 through the umask can only lose bits, which the check
+// refuses), and the checks are an fstat of the directory opened with
+// O_NOFOLLOW, not of whatever the name points to a moment later.
 func secureDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
-		// MkdirAll applies the umask; set the mode we mean.
-		if err := os.Chmod(dir, 0o700); err != nil {
-			return err
-		}
-		fi, err = os.Lstat(dir)
-	}
-	if err != nil {
+	// The parents are the user's own ($XDG_RUNTIME_DIR, the cache dir,
+	// NCAGENT_SOCKET's) or /tmp.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
 		return err
 	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return fmt.Errorf("directory %s: %w", dir, ErrSocketDirSymlink)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
 	}
-	if !fi.IsDir() {
-		return fmt.Errorf("directory %s: not a directory", dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if fi, lerr := os.Lstat(dir); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("directory %s: %w", dir, ErrSocketDirSymlink)
+		}
+		if errors.Is(err, unix.ENOTDIR) {
+			return fmt.Errorf("directory %s: not a directory", dir)
+		}
+		return fmt.Errorf("directory %s: %w", dir, err)
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("directory %s: owner unknown: %w", dir, ErrSocketDirOwner)
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("directory %s: %w", dir, err)
 	}
 	if int(st.Uid) != os.Getuid() {
-		return fmt.Errorf("directory %s owned by uid %d: %w", dir, st.Uid, ErrSocketDirOwner)
+		return fmt.Errorf("directory %s owned by uid %d: %w (another user created it: have it removed, or set XDG_RUNTIME_DIR or %s)",
+			dir, st.Uid, ErrSocketDirOwner, EnvSocket)
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+	if perm := fs.FileMode(st.Mode) & fs.ModePerm; perm != 0o700 {
 		return fmt.Errorf("directory %s has mode %04o, want 0700: %w", dir, perm, ErrSocketDirMode)
 	}
 	return nil

@@ -1,0 +1,72 @@
+package ipc
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestSocketDirSymlinkRace is another uid swapping a symlink in and out
+// where the agent creates its socket directory (a sticky, world-writable
+// dir like /tmp without XDG_RUNTIME_DIR), pointing at a directory of the
+// agent's user: however the race falls, that directory's mode must never
+// change.
+func TestSocketDirSymlinkRace(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipping: racing as another uid needs root")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("skipping: setpriv not found")
+	}
+	perl, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("skipping: perl not found")
+	}
+	tmp := shortDir(t)
+	os.Chmod(tmp, 0o1777) // like /tmp
+	victim := filepath.Join(shortDir(t), "public")
+	if err := os.Mkdir(victim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(filepath.Dir(victim), 0o755)
+	dir := filepath.Join(tmp, "ncagent-0")
+	stop := filepath.Join(tmp, "stop")
+
+	// symlink and unlink as fast as perl goes, until stop exists.
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", perl, "-e",
+		`my ($t, $l, $s) = @ARGV; until (-e $s) { symlink($t, $l); unlink($l); }`, victim, dir, stop)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		os.WriteFile(stop, nil, 0o644)
+		cmd.Wait()
+	}()
+
+	deadline := time.Now().Add(8 * time.Second)
+	var made, refused int
+	for i := 0; time.Now().Before(deadline); i++ {
+		ln, err := Listen(filepath.Join(dir, "agent.sock"))
+		if err == nil {
+			made++
+			ln.Close()
+			os.RemoveAll(dir)
+		} else {
+			refused++
+		}
+		fi, err := os.Stat(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != 0o755 {
+			t.Fatalf("after %d tries: the victim directory's mode changed to %04o, want 0755", i+1, got)
+		}
+	}
+	t.Logf("%d listens, %d refused", made, refused)
+	if made == 0 || refused == 0 {
+		t.Errorf("the race never fell both ways (%d listens, %d refused): the test proves nothing", made, refused)
+	}
+}

@@ -110,7 +110,7 @@ const maxConfigSize = 1 << 20
 // in the keychain. Errors name the file and, for syntax errors, the line;
 // they never contain a value of the file.
 func LoadConfig(path string) (cfg *Config, warnings []string, err error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, maxConfigSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{Accounts: map[string]*AccountConfig{}}, nil, nil
 	}
@@ -546,7 +546,7 @@ func readCAFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(p)
+	data, err := readBounded(p, maxCAFileSize)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -165,7 +164,7 @@ func fetchDiscovery(ctx context.Context, client *http.Client, issuer string) (Me
 		return Metadata{}, fmt.Errorf("discovery: %w: %w", ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	body, err := readBody(resp.Body)
 	if err != nil {
 		return Metadata{}, fmt.Errorf("discovery: read %s: %w: %w", u, ErrUnavailable, err)
 	}

@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -311,7 +310,7 @@ func (p *Provider) Userinfo(ctx context.Context, accessToken Secret) (IDClaims, 
 		return IDClaims{}, fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	body, err := readBody(resp.Body)
 	if err != nil {
 		return IDClaims{}, fmt.Errorf("%s: read response: %w: %w", op, ErrUnavailable, err)
 	}

@@ -214,6 +214,7 @@ type browserFlow struct {
 	verifier string          // secret: PKCE code verifier
 
 	claimed atomic.Bool         // set by the first callback, which decides the outcome
+	forged  atomic.Int32        // callbacks refused for a missing or wrong state
 	done    chan browserOutcome // receives exactly one outcome (buffered)
 }
 
@@ -232,6 +233,9 @@ func (f *browserFlow) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if f.refuseForged(w, req.URL.Query()) {
 		return
 	}
 	if !f.claimed.CompareAndSwap(false, true) {

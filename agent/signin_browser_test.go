@@ -381,26 +381,61 @@ func checkErr(t *testing.T, err, want error, wantIdP string) {
 	}
 }
 
-// TestSignInBrowserWrongState plays a forged authorization response: a
-// callback whose state is not ours ends the flow with ErrSignInState.
+// TestSignInBrowserWrongState plays forged authorization responses, as
+// any local process or a port-scanning web page can send them: a callback
+// whose state is missing or not ours gets 400 and is ignored, up to
+// maxForgedCallbacks of them; the real one still signs in.
 func TestSignInBrowserWrongState(t *testing.T) {
-	for _, query := range []string{"state=forged&code=abc", "code=abc", "state=forged&error=access_denied"} {
+	for _, query := range []string{"state=forged&code=abc", "code=abc", "state=forged&error=access_denied", ""} {
 		t.Run(query, func(t *testing.T) {
 			s := idptest.New(t, idptest.Options{})
 			log := newEventLog()
 			authURL, done := startBrowser(t, context.Background(), browserRequest(t, s, log), log)
 			ru := redirectURI(t, authURL)
 			ru.RawQuery = query + "&iss=" + url.QueryEscape(s.Issuer())
-			p := browse(t, ru.String())
-			out := wait(t, done)
-			checkErr(t, out.err, ErrSignInState, "")
-			if p.status != http.StatusForbidden || !strings.Contains(p.body, "Sign-in refused") {
-				t.Errorf("page: got HTTP %d, want 403 with \"Sign-in refused\"", p.status)
+			for i := range maxForgedCallbacks {
+				p := browse(t, ru.String())
+				if p.status != http.StatusBadRequest || !strings.Contains(p.body, "Sign-in refused") {
+					t.Fatalf("forged callback %d: got HTTP %d, want 400 with \"Sign-in refused\"", i+1, p.status)
+				}
+			}
+			select {
+			case out := <-done:
+				t.Fatalf("the sign-in ended on forged callbacks: %v", out.err)
+			default:
 			}
 			if got := s.Calls("authorization_code"); got != 0 {
-				t.Errorf("code exchanges: got %d, want 0", got)
+				t.Errorf("code exchanges after forged callbacks: got %d, want 0", got)
+			}
+			if p := browse(t, authURL); p.status != http.StatusOK {
+				t.Errorf("the real callback: got HTTP %d, want 200", p.status)
+			}
+			if out := wait(t, done); out.err != nil {
+				t.Errorf("sign-in after %d forged callbacks: %v", maxForgedCallbacks, out.err)
 			}
 		})
+	}
+}
+
+// TestSignInBrowserTooManyForged: one forged callback more than the
+// bound ends the sign-in with ErrSignInState and a message that says
+// what happened.
+func TestSignInBrowserTooManyForged(t *testing.T) {
+	s := idptest.New(t, idptest.Options{})
+	log := newEventLog()
+	authURL, done := startBrowser(t, context.Background(), browserRequest(t, s, log), log)
+	ru := redirectURI(t, authURL)
+	ru.RawQuery = "state=forged&code=abc"
+	for range maxForgedCallbacks + 1 {
+		browse(t, ru.String())
+	}
+	out := wait(t, done)
+	checkErr(t, out.err, ErrSignInState, "")
+	if out.err == nil || !strings.Contains(out.err.Error(), "stopped after 21 callbacks without this sign-in's state") {
+		t.Errorf("error: got %v, want it to say it stopped after 21 forged callbacks", out.err)
+	}
+	if got := s.Calls("authorization_code"); got != 0 {
+		t.Errorf("code exchanges: got %d, want 0", got)
 	}
 }
 

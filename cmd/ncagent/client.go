@@ -119,7 +119,7 @@ func startAgent(e *env, socket string) error {
 	cmd := exec.Command(exe, args...)
 	cmd.Stdout = logf
 	cmd.Stderr = logf
-	cmd.Env = os.Environ()
+	cmd.Env = agentEnv(os.Environ())
 	detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return err

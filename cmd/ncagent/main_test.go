@@ -226,6 +226,7 @@ client_id = "ncagent"
 			"chain":       cmdChain,
 			"useidp":      cmdUseIdP,
 			"provider":    cmdProvider,
+			"agentenv":    cmdAgentEnv,
 		},
 	})
 }

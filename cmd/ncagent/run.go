@@ -61,6 +61,7 @@ agent then serves on it instead of creating its own.`)
 	lv.Set(level)
 	log, sink := newAgentLogger(e.stderr, lv, logFlushDelay)
 	defer sink.Close()
+	hardenAgent(log)
 	// fail prints a user-facing error after every record logged before it.
 	fail := func(format string, a ...any) int {
 		sink.Flush()

@@ -79,6 +79,7 @@ func (a *Agent) Login(ctx context.Context, peer ipc.Peer, req ipc.LoginRequest, 
 		return ipc.LoginEvent{}, &ipc.Error{Code: ipc.CodeInvalidRequest, Account: req.Account, Message: err.Error()}
 	}
 	name := req.Account
+	req.OpenBrowser = req.OpenBrowser && a.browserAllowed(peer, name)
 	a.mu.Lock()
 	op, joined := a.logins[name]
 	if joined && op.ctx.Err() != nil {

@@ -289,6 +289,7 @@ func (a *Agent) commitSignIn(p signInPlan, old *AccountConfig, acct broker.Accou
 	storeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.broker.SignedIn(storeCtx, name, res.Secret, res.Initial, res.RefreshExpiry); err != nil {
+		err = a.revokeUnstored(storeCtx, acct, res.Secret, err)
 		a.restoreAccount(name, old)
 		return ipc.LoginEvent{}, wireError(name, err)
 	}

@@ -44,51 +44,10 @@ func (b *Broker) Revoke(ctx context.Context, name string) (RevokeResult, error) 
 		}
 	}
 	var notes []string
-	switch {
-	case secret == "":
+	if secret == "" {
 		notes = append(notes, "no stored credential to revoke at the server")
-	case cfg.Kind == KindAppPassword:
-		res.Where = "nextcloud"
-		res.Endpoint = strings.TrimSuffix(cfg.Server, "/") + "/ocs/v2.php/core/apppassword"
-		if err := b.deleteAppPassword(ctx, cfg, res.Endpoint, secret); err != nil {
-			notes = append(notes, fmt.Sprintf("the server did not confirm: %v; delete the device in Nextcloud Settings → Security", err))
-		} else {
-			res.ServerRevoked = true
-		}
-	default:
-		endpoint := cfg.Endpoints.Revocation
-		if endpoint == "" {
-			md, err := b.Discover(ctx, cfg)
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("could not find the revocation endpoint: %v", err))
-			}
-			endpoint = md.RevocationEndpoint
-		}
-		if endpoint == "" {
-			notes = append(notes, consentNote(cfg))
-			break
-		}
-		res.Where, res.Endpoint = "idp", endpoint
-		// https://www.rfc-editor.org/rfc/rfc7009#section-2.1: token
-		// REQUIRED, token_type_hint OPTIONAL, client authentication as at
-		// the token endpoint. Revoking the refresh token: "If the token
-		// passed to the request is a refresh token and the authorization
-		// server supports the revocation of access tokens, then the
-		// authorization server SHOULD also invalidate all access tokens
-		// based on the same authorization grant."
-		err := b.withRetry(ctx, "revoke", func() error {
-			form := url.Values{"token": {secret.Reveal()}, "token_type_hint": {"refresh_token"}}
-			_, err := b.postForm(ctx, "revoke", cfg, endpoint, form)
-			return err
-		})
-		if err != nil {
-			notes = append(notes, fmt.Sprintf("the identity provider did not confirm: %v; revoke access on the identity provider's account page", err))
-		} else {
-			// "The authorization server responds with HTTP status code 200
-			// if the token has been revoked successfully or if the client
-			// submitted an invalid token." (section 2.2)
-			res.ServerRevoked = true
-		}
+	} else {
+		notes = b.revokeAtServer(ctx, cfg, secret, &res)
 	}
 	var delErr error
 	if err := b.store.Delete(name); err != nil {
@@ -161,6 +120,72 @@ func (b *Broker) deleteAppPassword(ctx context.Context, cfg Account, endpoint st
 	io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseBytes))
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("delete app password: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// revokeAtServer revokes secret, the long-lived credential of cfg, where
+// it was issued (see Revoke) and records where in res. It returns notes
+// for the user about what could not be done; it touches neither the
+// Store nor the account's chain.
+func (b *Broker) revokeAtServer(ctx context.Context, cfg Account, secret Secret, res *RevokeResult) (notes []string) {
+	switch {
+	case cfg.Kind == KindAppPassword:
+		res.Where = "nextcloud"
+		res.Endpoint = strings.TrimSuffix(cfg.Server, "/") + "/ocs/v2.php/core/apppassword"
+		if err := b.deleteAppPassword(ctx, cfg, res.Endpoint, secret); err != nil {
+			notes = append(notes, fmt.Sprintf("the server did not confirm: %v; delete the device in Nextcloud Settings → Security", err))
+		} else {
+			res.ServerRevoked = true
+		}
+	default:
+		endpoint := cfg.Endpoints.Revocation
+		if endpoint == "" {
+			md, err := b.Discover(ctx, cfg)
+			if err != nil {
+				notes = append(notes, fmt.Sprintf("could not find the revocation endpoint: %v", err))
+			}
+			endpoint = md.RevocationEndpoint
+		}
+		if endpoint == "" {
+			notes = append(notes, consentNote(cfg))
+			break
+		}
+		res.Where, res.Endpoint = "idp", endpoint
+		// https://www.rfc-editor.org/rfc/rfc7009#section-2.1: token
+		// REQUIRED, token_type_hint OPTIONAL, client authentication as at
+		// the token endpoint. Revoking the refresh token: "If the token
+		// passed to the request is a refresh token and the authorization
+		// server supports the revocation of access tokens, then the
+		// authorization server SHOULD also invalidate all access tokens
+		// based on the same authorization grant."
+		err := b.withRetry(ctx, "revoke", func() error {
+			form := url.Values{"token": {secret.Reveal()}, "token_type_hint": {"refresh_token"}}
+			_, err := b.postForm(ctx, "revoke", cfg, endpoint, form)
+			return err
+		})
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("the identity provider did not confirm: %v; revoke access on the identity provider's account page", err))
+		} else {
+			// "The authorization server responds with HTTP status code 200
+			// if the token has been revoked successfully or if the client
+			// submitted an invalid token." (section 2.2)
+			res.ServerRevoked = true
+		}
+	}
+	return notes
+}
+
+// RevokeIssued revokes at the server a credential a sign-in just obtained
+// for cfg but could not store (see Revoke for where and how): an app
+// password or refresh token that nobody keeps must not stay valid. It
+// touches neither the Store nor any account's chain. The error says what
+// could not be revoked, and where the user revokes it by hand.
+func (b *Broker) RevokeIssued(ctx context.Context, cfg Account, secret Secret) error {
+	var res RevokeResult
+	notes := b.revokeAtServer(ctx, cfg, secret, &res)
+	if !res.ServerRevoked {
+		return fmt.Errorf("revoke the new credential: %s", strings.Join(notes, "; "))
 	}
 	return nil
 }

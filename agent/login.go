@@ -91,7 +91,7 @@ func (a *Agent) Login(ctx context.Context, peer ipc.Peer, req ipc.LoginRequest, 
 		opCtx, cancel := context.WithCancel(context.Background())
 		op = &loginOp{ctx: opCtx, done: make(chan struct{}), cancel: cancel, subs: map[int]func(ipc.LoginEvent){}}
 		a.logins[name] = op
-		go a.runLoginOp(opCtx, name, req, op)
+		go a.runLoginOpSafe(opCtx, name, req, op)
 	}
 	a.mu.Unlock()
 	if joined {

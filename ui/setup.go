@@ -20,6 +20,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ncagent/ncagent/internal/recovery"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -507,6 +508,7 @@ func (s *SetupServer) serveLogin(w http.ResponseWriter, r *http.Request, sess *s
 func (s *SetupServer) runLogin(ctx context.Context, a *attempt) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.LoginTimeout)
 	defer cancel()
+	defer s.recoverLogin(a)
 	req := ipc.LoginRequest{
 		Account:     a.form.Account,
 		Server:      a.form.Server,
@@ -545,6 +547,22 @@ func (s *SetupServer) runLogin(ctx context.Context, a *attempt) {
 	if err == nil {
 		// Stop even if nobody looks at the result.
 		s.closeSoon(2 * time.Minute)
+	}
+}
+
+// recoverLogin ends an attempt whose sign-in panicked (a bug) with an
+// error, logging the panic without secrets; the page keeps serving.
+func (s *SetupServer) recoverLogin(a *attempt) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	recovery.Log(s.log, "setup page sign-in", v)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !a.finished {
+		a.finished, a.err = true, errors.New("the sign-in stopped on an internal error (a bug: please report it with the agent log)")
+		s.running--
 	}
 }
 

@@ -495,3 +495,26 @@ func TestSetupLinkRedeemedAndExpiry(t *testing.T) {
 		t.Errorf("expired link: refusal not logged")
 	}
 }
+
+// TestSetupLoginPanic: a sign-in that panics shows as failed, the panic is
+// logged without its value, and the page keeps serving.
+func TestSetupLoginPanic(t *testing.T) {
+	b := newFakeBackend()
+	b.loginFn = func(context.Context, ipc.LoginRequest, func(ipc.LoginEvent)) (ipc.LoginEvent, error) {
+		panic("app-password-Qx81 leaked")
+	}
+	f := startSetup(t, b, SetupOptions{})
+	cookie := f.enter(t)
+	f.do(t, "POST", "/login", "", cookie, validForm(f.csrf(t, cookie)), nil)
+	waitFor(t, "failure shown", func() bool {
+		_, body := f.do(t, "GET", "/progress?id=1", "", cookie, nil, nil)
+		return strings.Contains(body, "internal error")
+	})
+	if resp, _ := f.do(t, "GET", "/", "", cookie, nil, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("form after the panic: got status %d, want 200", resp.StatusCode)
+	}
+	logs := f.logs.String()
+	if !strings.Contains(logs, "recovered from a panic") || strings.Contains(logs, "app-password-Qx81") {
+		t.Errorf("log: want the recovered panic without its value:\n%s", logs)
+	}
+}

@@ -304,7 +304,7 @@ func (a *Agent) commitSignIn(p signInPlan, old *AccountConfig, acct broker.Accou
 			Message: fmt.Sprintf("signed in, but the config could not be saved (the account works until the agent stops): %v", err)}
 	}
 	return ipc.LoginEvent{Type: "done", Account: name, Method: p.method, State: string(broker.StateSignedIn),
-		User: ac.User, Message: fmt.Sprintf("signed in to %s as %s", ac.Server, displayUser(ac))}, nil
+		User: ac.User, Message: fmt.Sprintf("signed in to %s as %s", signedInTo(ac), displayUser(ac))}, nil
 }
 
 // undoSignIn rolls back the sign-in of a new account whose config could

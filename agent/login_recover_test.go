@@ -45,3 +45,19 @@ func TestLoginPanicKeepsAgent(t *testing.T) {
 		t.Errorf("sign-in after the panic: %v", res.err)
 	}
 }
+
+// TestLoginIssuerOnlyMessage: an account with an issuer and no server
+// says where it signed in ("signed in to  as alice" before).
+func TestLoginIssuerOnlyMessage(t *testing.T) {
+	r := startLoginRig(t, loginRigOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), loginWait)
+	defer cancel()
+	res := r.login(ctx, ipc.LoginRequest{Account: "dev", Method: MethodBrowser, Issuer: r.idp.Issuer(), ClientID: idptest.PublicClientID},
+		authorizeThen(nil))
+	if res.err != nil {
+		t.Fatalf("login: %v", res.err)
+	}
+	if want := "signed in to " + r.idp.Issuer() + " as "; !strings.HasPrefix(res.final.Message, want) {
+		t.Errorf("message: got %q, want it to start with %q", res.final.Message, want)
+	}
+}

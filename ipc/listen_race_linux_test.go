@@ -1,9 +1,11 @@
 package ipc
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,5 +70,22 @@ func TestSocketDirSymlinkRace(t *testing.T) {
 	t.Logf("%d listens, %d refused", made, refused)
 	if made == 0 || refused == 0 {
 		t.Errorf("the race never fell both ways (%d listens, %d refused): the test proves nothing", made, refused)
+	}
+}
+
+// TestSquattedSocketDirSaysWhatToDo: /tmp/ncagent-<uid> created first by
+// another user is refused with a hint at the way out.
+func TestSquattedSocketDirSaysWhatToDo(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipping: chown to another uid needs root")
+	}
+	dir := filepath.Join(shortDir(t), "ncagent-0")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dir, 65534, 65534)
+	_, err := Listen(filepath.Join(dir, "agent.sock"))
+	if !errors.Is(err, ErrSocketDirOwner) || !strings.Contains(err.Error(), "have it removed, or set XDG_RUNTIME_DIR or NCAGENT_SOCKET") {
+		t.Errorf("Listen: got %v, want ErrSocketDirOwner with what to do", err)
 	}
 }

@@ -58,8 +58,12 @@ func fakeBrowser() int {
 	if action == "" {
 		action = "grant"
 	}
+	target, err := followTrampoline(os.Args[1])
+	if err != nil {
+		return recordBrowser(fmt.Sprintf("error=trampoline: %v", err))
+	}
 	c := &http.Client{Timeout: scriptWait}
-	resp, err := c.Get(os.Args[1])
+	resp, err := c.Get(target)
 	for i := 0; err == nil && i < 3; i++ {
 		body := readPage(resp)
 		target, values, ok := pickForm(body, action)

@@ -195,6 +195,9 @@ client_id = "ncagent"
 					e.Setenv(k, v)
 				}
 			}
+			if e.Getenv("XDG_RUNTIME_DIR") == "" {
+				e.Setenv("XDG_RUNTIME_DIR", sockDir) // as a desktop session has: OpenURL's trampolines go there
+			}
 			e.Setenv("NCAGENT_CONFIG", cfgPath)
 			socket := filepath.Join(sockDir, "agent.sock")
 			// An agent a script started on demand is detached: stop it

@@ -27,10 +27,25 @@ var openerKeep = map[string]bool{
 	"PROGRAMFILES": true, "PROGRAMFILES(X86)": true, "PROGRAMDATA": true, "SYSTEMDRIVE": true,
 }
 
+// openerPrefixes are kept too: base dirs and session (XDG_), locale (LC_),
+// and the toolkits' and browsers' own switches (GDK_BACKEND,
+// MOZ_ENABLE_WAYLAND, QT_QPA_PLATFORM…).
+var openerPrefixes = []string{"XDG_", "LC_", "GTK_", "GDK_", "QT_", "MOZ_"}
+
 // openerEnv is the part of environ (KEY=value entries) a browser opener
-// gets: openerKeep, the XDG_* base and session variables and the LC_*
-// locale.
+// gets: openerKeep, openerPrefixes, and the names the user lists,
+// separated by spaces or commas, in NCAGENT_OPENER_ENV. A name that looks
+// like a credential (NEXTCLOUD_*, *TOKEN*, *PASSWORD*, *SECRET*, …) is
+// never passed, listed or not.
 func openerEnv(environ []string) []string {
+	extra := map[string]bool{}
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "NCAGENT_OPENER_ENV="); ok {
+			for _, n := range strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' }) {
+				extra[n] = true
+			}
+		}
+	}
 	var out []string
 	for _, kv := range environ {
 		k, _, ok := strings.Cut(kv, "=")
@@ -41,9 +56,35 @@ func openerEnv(environ []string) []string {
 		if runtime.GOOS == "windows" {
 			name = strings.ToUpper(k)
 		}
-		if openerKeep[name] || strings.HasPrefix(name, "XDG_") || strings.HasPrefix(name, "LC_") {
+		if credentialName(strings.ToUpper(name)) {
+			continue
+		}
+		if openerKeep[name] || extra[k] || hasAnyPrefix(name, openerPrefixes) {
 			out = append(out, kv)
 		}
 	}
 	return out
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// credentialName reports whether an (upper-case) variable name may hold
+// a credential.
+func credentialName(name string) bool {
+	if strings.HasPrefix(name, "NEXTCLOUD_") {
+		return true
+	}
+	for _, w := range []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "SESSION_KEY", "API_KEY", "COOKIE"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }

@@ -98,9 +98,10 @@ func TestOpenerEnv(t *testing.T) {
 	env := []string{"PATH=/usr/bin", "HOME=/home/alice", "DISPLAY=:0", "XDG_RUNTIME_DIR=/run/user/1000",
 		"DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus", "LC_ALL=C.UTF-8",
 		"NEXTCLOUD_PASSWORD=secret", "NEXTCLOUD_USERNAME=alice", "NEXTCLOUD_HOST=http://127.0.0.1:1",
-		"NCAGENT_SESSION=s3cret", "AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y"}
+		"NCAGENT_SESSION=s3cret", "AWS_SECRET_ACCESS_KEY=x", "GITHUB_TOKEN=y", "MOZ_ENABLE_WAYLAND=1",
+		"NCAGENT_OPENER_ENV=WORK, NEXTCLOUD_PASSWORD MY_TOKEN", "WORK=/w", "MY_TOKEN=z", "OTHER=o"}
 	got := strings.Join(openerEnv(env), " ")
-	want := "PATH=/usr/bin HOME=/home/alice DISPLAY=:0 XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus LC_ALL=C.UTF-8"
+	want := "PATH=/usr/bin HOME=/home/alice DISPLAY=:0 XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus LC_ALL=C.UTF-8 MOZ_ENABLE_WAYLAND=1 WORK=/w"
 	if got != want {
 		t.Errorf("openerEnv: got %q, want %q", got, want)
 	}

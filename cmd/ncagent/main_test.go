@@ -198,6 +198,9 @@ client_id = "ncagent"
 			if e.Getenv("XDG_RUNTIME_DIR") == "" {
 				e.Setenv("XDG_RUNTIME_DIR", sockDir) // as a desktop session has: OpenURL's trampolines go there
 			}
+			// The fake browser's settings reach it through the opener's
+			// minimal environment only when listed.
+			e.Setenv("NCAGENT_OPENER_ENV", "WORK FAKE_BROWSER FAKE_BROWSER_HOLD")
 			e.Setenv("NCAGENT_CONFIG", cfgPath)
 			socket := filepath.Join(sockDir, "agent.sock")
 			// An agent a script started on demand is detached: stop it

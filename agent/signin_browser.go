@@ -35,15 +35,15 @@ const callbackPath = "/callback"
 //     else localhost on the Nextcloud oidc app and 127.0.0.1 elsewhere);
 //   - it reports the authorization URL as an "open_url" event and then
 //     "waiting"; the caller opens the URL;
-//   - the first request to GET /callback decides the outcome: its state
-//     must match ours (compared in constant time), its RFC 9207 iss must
-//     match the issuer, then an error= response ends the sign-in with that
-//     error and a code is exchanged (with the PKCE verifier) and the ID token
-//     verified, nonce included. Every outcome is shown to the browser as a
-//     small page and ends the flow: in particular a callback with a wrong or
-//     missing state ends it with ErrSignInState rather than waiting on, so a
-//     forged or stale response is reported at once instead of turning into a
-//     silent timeout. Other paths and methods get 404/405 and change nothing;
+//   - a GET /callback without our state (compared in constant time) gets
+//     400 and is ignored, so that another local process cannot abort the
+//     sign-in; after 20 of them it ends with ErrSignInState (refuseForged);
+//   - the first GET /callback with our state decides the outcome: its RFC
+//     9207 iss must match the issuer, then an error= response ends the
+//     sign-in with that error and a code is exchanged (with the PKCE
+//     verifier) and the ID token verified, nonce included. Every outcome is
+//     shown to the browser as a small page and ends the flow. Other paths
+//     and methods get 404/405 and change nothing;
 //   - no answer within r.Timeout (default 5 minutes) is ErrSignInTimeout.
 //
 // The listener is closed when the function returns, whatever the outcome.

@@ -117,9 +117,6 @@ func LoadConfig(path string) (cfg *Config, warnings []string, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: read: %w", err)
 	}
-	if len(data) > maxConfigSize {
-		return nil, nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxConfigSize)
-	}
 	cfg, warnings, err = parseConfig(data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: %s: %w", path, err)
@@ -549,9 +546,6 @@ func readCAFile(path string) ([]byte, error) {
 	data, err := readBounded(p, maxCAFileSize)
 	if err != nil {
 		return nil, err
-	}
-	if len(data) > maxCAFileSize {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, maxCAFileSize)
 	}
 	if !x509.NewCertPool().AppendCertsFromPEM(data) {
 		return nil, fmt.Errorf("%s: no PEM certificate in it", p)

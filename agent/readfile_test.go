@@ -60,6 +60,17 @@ func TestReadBoundedRefuses(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
 				t.Errorf("LoadConfig: got %v, want an error naming %s and %q", err, path, want)
 			}
+			missing := filepath.Join(t.TempDir(), "missing.toml")
+			err = within(t, func() error { _, _, err := LoadFiles(path, missing); return err })
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("LoadFiles, config.toml: got %v, want an error naming %s and %q", err, path, want)
+			}
+			err = within(t, func() error { _, _, err := LoadFiles(missing, path); return err })
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), path) {
+				t.Errorf("LoadFiles, state file: got %v, want an error naming %s and %q", err, path, want)
+			}
+			// The reload watcher fingerprints both files every tick.
+			within(t, func() error { filesStamp(path, missing); return nil })
 			err = within(t, func() error { _, err := readCAFile(path); return err })
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("readCAFile: got %v, want an error saying %q", err, want)

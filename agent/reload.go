@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"os"
 	"reflect"
 	"time"
 )
@@ -18,12 +17,18 @@ import (
 func filesStamp(paths ...string) string {
 	h := sha256.New()
 	for _, p := range paths {
-		f, err := os.Open(p)
+		// Not os.Open: a FIFO put in a file's place would block the
+		// watcher for good. LoadFiles says what is wrong with it.
+		f, err := openNoBlock(p)
 		if err != nil {
 			io.WriteString(h, "missing\x00")
 			continue
 		}
-		io.Copy(h, io.LimitReader(f, maxConfigSize+1))
+		if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+			io.WriteString(h, "irregular\x00")
+		} else {
+			io.Copy(h, io.LimitReader(f, maxConfigSize+1))
+		}
 		f.Close()
 		io.WriteString(h, "\x00end\x00")
 	}

@@ -136,15 +136,12 @@ func LoadFiles(configPath, statePath string) (*Files, []string, error) {
 
 // readConfigFile reads and decodes one file without validating it.
 func readConfigFile(path string) (*Config, []string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBounded(path, maxConfigSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Config{Accounts: map[string]*AccountConfig{}}, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("config: read: %w", err)
-	}
-	if len(data) > maxConfigSize {
-		return nil, nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxConfigSize)
 	}
 	cfg, warnings, err := decodeConfig(data)
 	if err != nil {

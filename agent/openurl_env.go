@@ -34,9 +34,8 @@ var openerPrefixes = []string{"XDG_", "LC_", "GTK_", "GDK_", "QT_", "MOZ_"}
 
 // openerEnv is the part of environ (KEY=value entries) a browser opener
 // gets: openerKeep, openerPrefixes, and the names the user lists,
-// separated by spaces or commas, in NCAGENT_OPENER_ENV. A name that looks
-// like a credential (NEXTCLOUD_*, *TOKEN*, *PASSWORD*, *SECRET*, …) is
-// never passed, listed or not.
+// separated by spaces or commas, in NCAGENT_OPENER_ENV. A name that may
+// hold a credential (CredentialVar) is never passed, listed or not.
 func openerEnv(environ []string) []string {
 	extra := map[string]bool{}
 	for _, kv := range environ {
@@ -56,7 +55,7 @@ func openerEnv(environ []string) []string {
 		if runtime.GOOS == "windows" {
 			name = strings.ToUpper(k)
 		}
-		if credentialName(strings.ToUpper(name)) {
+		if CredentialVar(name) {
 			continue
 		}
 		if openerKeep[name] || extra[k] || hasAnyPrefix(name, openerPrefixes) {
@@ -69,20 +68,6 @@ func openerEnv(environ []string) []string {
 func hasAnyPrefix(s string, prefixes []string) bool {
 	for _, p := range prefixes {
 		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// credentialName reports whether an (upper-case) variable name may hold
-// a credential.
-func credentialName(name string) bool {
-	if strings.HasPrefix(name, "NEXTCLOUD_") {
-		return true
-	}
-	for _, w := range []string{"TOKEN", "PASSWORD", "PASSWD", "SECRET", "CREDENTIAL", "SESSION_KEY", "API_KEY", "COOKIE"} {
-		if strings.Contains(name, w) {
 			return true
 		}
 	}

@@ -47,9 +47,10 @@ func cmdAgentEnv(ts *testscript.TestScript, neg bool, args []string) {
 func TestAgentEnv(t *testing.T) {
 	in := []string{"HOME=/home/alice", "NCAGENT_CONFIG=/c.toml", "NCAGENT_KEYRING_SERVICE=s", "NCAGENT_SOCKET=/s",
 		"NEXTCLOUD_HOST=http://127.0.0.1:9", "NEXTCLOUD_USERNAME=alice", "NEXTCLOUD_PASSWORD=p", "NEXTCLOUD_ACCESS_TOKEN=t",
-		"NCAGENT_SESSION=x", "NCAGENT_SESSION_TOKEN=y", "NCAGENT_PROXY_AUTH=z"}
+		"NCAGENT_SESSION=x", "NCAGENT_SESSION_TOKEN=y", "NCAGENT_PROXY_AUTH=z", "GITHUB_TOKEN=g", "nextcloud_password=w",
+		"DBUS_SESSION_BUS_ADDRESS=unix:path=/b"}
 	got := strings.Join(agentEnv(in), " ")
-	want := "HOME=/home/alice NCAGENT_CONFIG=/c.toml NCAGENT_KEYRING_SERVICE=s NCAGENT_SOCKET=/s"
+	want := "HOME=/home/alice NCAGENT_CONFIG=/c.toml NCAGENT_KEYRING_SERVICE=s NCAGENT_SOCKET=/s DBUS_SESSION_BUS_ADDRESS=unix:path=/b"
 	if got != want {
 		t.Errorf("agentEnv: got %q, want %q", got, want)
 	}

@@ -146,7 +146,12 @@ func (a *account) lookup(aud string, scopes []string, minValid time.Duration, ea
 		if early {
 			need = max(need, e.early)
 		}
-		if e.tok.Valid(now, need) && (!a.single() || subset(scopes, e.tok.Scopes)) {
+		// need is a minimum: a token with exactly need left meets it, as a
+		// token fresh from the provider meets a min_valid equal to its
+		// lifetime (cannotMeet). With a strict test, each caller of a
+		// burst measured from that refresh (burstBase) found the fresh
+		// token short by nothing and refreshed again.
+		if e.tok.Valid(now, 0) && (e.tok.Expiry.IsZero() || e.tok.Expiry.Sub(now) >= need) && (!a.single() || subset(scopes, e.tok.Scopes)) {
 			return e.tok, true
 		}
 		return Token{}, false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,18 +175,34 @@ func TestDeadRefreshTokenNeedsLogin(t *testing.T) {
 func TestMinValidNearAndBeyondLifetime(t *testing.T) {
 	const lifetime = 10 * time.Minute
 	it := newIntegration(t, idptest.Options{AccessTokenLifespan: lifetime}, idptest.PublicClientID, nil)
+	// The broker's clock, moved on or stopped below (no keep-alive runs:
+	// nothing else reads it yet).
+	var skew atomic.Int64
+	var stopped atomic.Pointer[time.Time]
+	it.b.now = func() time.Time {
+		if t := stopped.Load(); t != nil {
+			return *t
+		}
+		return time.Now().Add(time.Duration(skew.Load()))
+	}
 	ctx := context.Background()
-	// Learn the lifetime the provider really issues (expires_in is whole
-	// seconds), then ask for exactly that: the tightest min_valid a fresh
-	// token meets, and one the cached token no longer meets.
+	// fosite rounds a token's expiry to the second and sends expires_in
+	// as the whole seconds left (handler/oauth2/flow_refresh.go,
+	// helper.go getExpiresIn), as Hydra does: a 10m lifetime comes as 600
+	// or as 599, token by token. A second under the lifetime is the
+	// tightest min_valid every fresh token meets.
 	if _, err := it.b.Token(ctx, TokenRequest{Account: "work"}); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := it.b.AccountStatus("work")
-	issued := st.Tokens[0].Expiry.Sub(st.LastRefresh)
-	if issued < lifetime-time.Second || issued > lifetime {
+	if issued := st.Tokens[0].Expiry.Sub(st.LastRefresh); issued < lifetime-time.Second || issued > lifetime {
 		t.Fatalf("issued lifetime %v, want about %v", issued, lifetime)
 	}
+	minValid := lifetime - time.Second
+	// Past the burst window of that refresh, the cached token is measured
+	// from each request's arrival and no longer meets minValid: the burst
+	// needs one refresh, whose token serves every caller.
+	skew.Store(int64(burstWindow + 10*time.Millisecond))
 	it.idp.ResetCalls()
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
@@ -193,7 +210,7 @@ func TestMinValidNearAndBeyondLifetime(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := it.b.Token(ctx, TokenRequest{Account: "work", MinValid: issued})
+			_, err := it.b.Token(ctx, TokenRequest{Account: "work", MinValid: minValid})
 			errs <- err
 		}()
 	}
@@ -207,6 +224,21 @@ func TestMinValidNearAndBeyondLifetime(t *testing.T) {
 	if got := it.idp.Calls("refresh_token"); got != 1 {
 		t.Errorf("burst of 40: got %d refreshes, want 1", got)
 	}
+	// Half a burst window after that refresh, a request for all of the
+	// fresh token's lifetime is served by it: it is measured from the
+	// refresh, and exactly min_valid left meets min_valid.
+	st, _ = it.b.AccountStatus("work")
+	fresh := st.Tokens[0].Expiry.Sub(st.LastRefresh)
+	later := st.LastRefresh.Add(burstWindow / 2)
+	stopped.Store(&later)
+	it.idp.ResetCalls()
+	if _, err := it.b.Token(ctx, TokenRequest{Account: "work", MinValid: fresh}); err != nil {
+		t.Fatalf("min_valid %v right after the refresh: %v", fresh, err)
+	}
+	if got := it.idp.Calls("refresh_token"); got != 0 {
+		t.Errorf("min_valid %v right after the refresh: got %d refreshes, want 0", fresh, got)
+	}
+	stopped.Store(nil)
 	it.idp.ResetCalls()
 	for range 3 {
 		_, err := it.b.Token(ctx, TokenRequest{Account: "work", MinValid: time.Hour})

@@ -22,7 +22,11 @@
 //     token is returned; a failed write keeps it in memory, marks the account
 //     degraded and retries; the old token is never used again;
 //   - invalid_grant re-reads the Store once, then moves the account to
-//     needs-login and purges its cached tokens.
+//     needs-login and purges its cached tokens;
+//   - a secret is never rotated when the Store cannot take the new one:
+//     before a refresh grant a WritableStore is asked, and when it says no
+//     nothing is sent (ErrStoreLocked; a cached token that meets the
+//     request is still served).
 //
 // Two choices beyond those rules:
 //   - a refresh call already sent is not cancelled when its caller's

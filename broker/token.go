@@ -139,6 +139,10 @@ func (b *Broker) refreshToken(ctx context.Context, a *account, aud string, reqSc
 	if err != nil {
 		return Token{}, err
 	}
+	// Never rotate what cannot be stored (see writable.go).
+	if err := b.checkWritable(ctx, a); err != nil {
+		return b.lockedStore(a, aud, scopes, minValid, err)
+	}
 	for try := 0; ; try++ {
 		tok, err := b.refreshWith(ctx, a, cfg, secret, aud, sendScopes, &held)
 		if err == nil {

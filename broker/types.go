@@ -164,8 +164,12 @@ func (t Token) LogValue() slog.Value {
 }
 
 // Store keeps one long-lived secret per account (a refresh token or an app
-// password). The agent implements it with the OS keychain. Implementations
-// must bound every call by a timeout and must never fall back to a file.
+// password). The agent implements it with the OS keychain, or the
+// age-encrypted file store where the user chose it. Implementations must
+// bound every call by a timeout and must never fall back silently to
+// another store. A Store that can tell whether a write would succeed now
+// implements WritableStore; the Broker then sends no refresh it could not
+// store.
 type Store interface {
 	// Get returns the account's secret, or an error wrapping ErrNotFound.
 	Get(account string) (Secret, error)

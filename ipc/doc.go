@@ -13,8 +13,14 @@
 //	POST /v1/login     LoginRequest    -> newline-delimited LoginEvents
 //	POST /v1/revoke    RevokeRequest   -> RevokeResponse
 //	POST /v1/session   SessionRequest  -> SessionResponse, held open (session.go)
+//	POST /v1/unlock    UnlockRequest   -> StoreResponse (see unlock.go)
+//	POST /v1/lock      LockRequest     -> StoreResponse
 //
 // Errors are an Error body with the status documented for its code.
+// store_locked (503) says the agent's secret store (a locked keychain, a
+// file store not unlocked, no keychain at all) cannot take a rotated
+// secret now: nothing was sent to the identity provider, and the message
+// says how to unlock (ncagent unlock; CLI exit code 6).
 // Bodies over MaxBodyBytes are refused with too_large; the rest of such a
 // body is read and dropped (up to 4 MiB or 2 s) first, so that a client
 // that writes its whole request before reading gets the answer. Unknown

@@ -40,7 +40,9 @@ var routes = map[string]route{
 	"/v1/exchange": {http.MethodPost, jsonRoute("exchange", (*Server).exchange)},
 	"/v1/revoke":   {http.MethodPost, jsonRoute("revoke", (*Server).revoke)},
 	"/v1/login":    {http.MethodPost, (*Server).handleLogin},
-	"/v1/session":  {http.MethodPost, (*Server).handleSession}, // session.go
+	"/v1/session":  {http.MethodPost, (*Server).handleSession},               // session.go
+	"/v1/unlock":   {http.MethodPost, jsonRoute("unlock", (*Server).unlock)}, // unlock.go
+	"/v1/lock":     {http.MethodPost, jsonRoute("lock", (*Server).lock)},
 }
 
 // serveHTTP routes a request. The paths, methods and error bodies are the

@@ -97,6 +97,9 @@ type StatusResponse struct {
 	ExecSessions []SessionStatus `json:"exec_sessions,omitempty"`
 	// DefaultAccount answers requests that name no account ("" when none).
 	DefaultAccount string `json:"default_account,omitempty"`
+	// SecretStore names where secrets are kept ("keychain", or "file" for
+	// the age file store) and, after a colon, why it cannot be used now.
+	SecretStore string `json:"secret_store,omitempty"`
 }
 
 // AccountStatus is one account in StatusResponse.
@@ -114,6 +117,9 @@ type AccountStatus struct {
 	RefreshExpiry time.Time     `json:"refresh_expires_at,omitzero"`
 	LastRefresh   time.Time     `json:"last_refresh,omitzero"`
 	LastError     string        `json:"last_error,omitempty"`
+	// Store is set when the secret store cannot take (or give) this
+	// account's secret now: "keychain locked: run ncagent unlock", ...
+	Store string `json:"store,omitempty"`
 }
 
 // CachedToken describes a cached token without its value.
@@ -187,6 +193,7 @@ const (
 	CodeTooLarge       = "too_large"
 	CodeIdPError       = "idp_error"
 	CodeIdPUnavailable = "idp_unavailable"
+	CodeStoreLocked    = "store_locked" // the keychain or file store cannot take a rotated secret now
 	CodeTimeout        = "timeout"
 	CodeInternal       = "internal"
 	CodeForbidden      = "forbidden"
@@ -202,6 +209,7 @@ var codeStatus = map[string]int{
 	CodeTooLarge:       http.StatusRequestEntityTooLarge,
 	CodeIdPError:       http.StatusBadGateway,
 	CodeIdPUnavailable: http.StatusServiceUnavailable,
+	CodeStoreLocked:    http.StatusServiceUnavailable,
 	CodeTimeout:        http.StatusGatewayTimeout,
 	CodeForbidden:      http.StatusForbidden,
 	CodeNotFound:       http.StatusNotFound,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -53,6 +52,11 @@ type Options struct {
 	// every chain at once. Default: chain-times.json under the user cache
 	// dir.
 	ChainTimesPath string
+	// When Store is nil the agent makes its own, as [agent] store says:
+	// the keychain under KeychainService (default "ncagent"), or the file
+	// store at FileStorePath (default FileStorePath(ConfigPath)).
+	KeychainService string
+	FileStorePath   string
 }
 
 // Agent is the ncagent daemon: it owns every account's refresh chain
@@ -80,9 +84,6 @@ var _ ipc.Backend = (*Agent)(nil)
 // New loads the config and prepares every account's chain. It does not
 // touch the network or the keychain: secrets are read on first use.
 func New(opts Options) (*Agent, error) {
-	if opts.Store == nil {
-		return nil, errors.New("agent: no secret store")
-	}
 	if opts.ConfigPath == "" {
 		p, err := ConfigPath()
 		if err != nil {
@@ -119,6 +120,13 @@ func New(opts Options) (*Agent, error) {
 	}
 	cfg := files.Config
 	setLogLevel(opts.LogLevel, cfg.Agent.LogLevel)
+	if opts.Store == nil {
+		s, err := openStore(opts, cfg.Agent)
+		if err != nil {
+			return nil, err
+		}
+		opts.Store = s
+	}
 	a := &Agent{
 		stamp:   stamp,
 		opts:    opts,
@@ -313,6 +321,8 @@ func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
 		display[name] = ac.DisplayName
 	}
 	a.mu.Unlock()
+	storeErr := a.storeState(ctx)
+	resp.SecretStore = a.storeName(storeErr)
 	for _, st := range a.broker.Status() {
 		as := ipc.AccountStatus{
 			Name:          st.Name,
@@ -330,6 +340,13 @@ func (a *Agent) Status(ctx context.Context) (ipc.StatusResponse, error) {
 		}
 		if a.signingIn(st.Name) {
 			as.State = "signing-in"
+		}
+		if storeErr != nil {
+			as.Store = storeCause(storeErr)
+			if as.State == string(broker.StateSignedOut) {
+				// Not known to be signed out: the secret cannot be read.
+				as.State = storeStateName(storeErr)
+			}
 		}
 		for _, t := range st.Tokens {
 			if st.Kind == broker.KindAppPassword {
@@ -461,6 +478,9 @@ func wireError(account string, err error) error {
 			Message: fmt.Sprintf("account %s needs sign-in: run ncagent login %s", account, account)}
 	case errors.Is(err, broker.ErrSubjectToken), errors.Is(err, broker.ErrBadRequest):
 		return &ipc.Error{Code: ipc.CodeInvalidRequest, Account: account, Message: err.Error()}
+	case isStoreUnavailable(err):
+		// Nothing was sent: the store could not keep a rotated secret.
+		return storeLockedError(account, err)
 	case errors.Is(err, broker.ErrUnavailable):
 		// Retries spent on 5xx, 429, network faults or timeouts: the
 		// provider is unavailable, whatever its last answer was (the
@@ -472,8 +492,6 @@ func wireError(account string, err error) error {
 		return &ipc.Error{Code: ipc.CodeTimeout, Account: account, Message: "the identity provider did not answer in time: " + err.Error()}
 	case errors.As(err, &idp):
 		return &ipc.Error{Code: ipc.CodeIdPError, Account: account, IdPError: idp.Code, Message: err.Error()}
-	case errors.Is(err, ErrNoKeychain), errors.Is(err, ErrKeychainLocked), errors.Is(err, ErrKeychainTimeout):
-		return &ipc.Error{Code: ipc.CodeInternal, Status: http.StatusServiceUnavailable, Account: account, Message: err.Error()}
 	}
 	return &ipc.Error{Code: ipc.CodeInternal, Account: account, Message: err.Error()}
 }

@@ -47,6 +47,13 @@ type AgentConfig struct {
 	DefaultAccount string `toml:"default_account,omitempty"`
 	// LogLevel is debug, info, warn or error (default info).
 	LogLevel string `toml:"log_level,omitempty"`
+	// Store is where secrets are kept: "keychain", "file" (the age file
+	// store, see FileStore) or empty: the keychain, or the file store where
+	// no keychain can be reached and you chose it (ncagent unlock).
+	Store string `toml:"store,omitempty"`
+	// IdentityFile (absolute or ~/...) is an age identity file the file
+	// store is encrypted to, instead of a passphrase.
+	IdentityFile string `toml:"identity_file,omitempty"`
 }
 
 // AccountConfig is one [accounts.NAME] table. Durations are strings in Go

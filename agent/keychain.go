@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -68,6 +69,10 @@ type Keychain struct {
 	service string
 	timeout time.Duration
 	kr      keyring.Keyring // the keyring provider; tests substitute fakes
+	ss      *ssWatch        // lock state of the Secret Service; nil elsewhere and for test fakes (keychain_lock.go)
+
+	unlockMu  sync.Mutex    // guards unlocking
+	unlocking *unlockFlight // the Secret Service unlock prompt in progress
 
 	// sem holds a token while a keyring operation runs (including one
 	// that outlived its caller's timeout); it serializes all operations.
@@ -90,6 +95,7 @@ func NewKeychain(service string, timeout time.Duration) *Keychain {
 		service: service,
 		timeout: timeout,
 		kr:      platformKeyring(timeout),
+		ss:      newSSWatch(),
 		sem:     make(chan struct{}, 1),
 	}
 }
@@ -143,6 +149,9 @@ func (k *Keychain) get(op, account, user string) (broker.Secret, error) {
 	}
 	var v string
 	err := k.do(func() error {
+		if err := k.guard(); err != nil {
+			return err
+		}
 		var err error
 		v, err = k.kr.Get(k.service, user)
 		return err
@@ -163,7 +172,12 @@ func (k *Keychain) put(op, account, user string, secret broker.Secret) error {
 	if n := len(secret.Reveal()); n > MaxSecretSize {
 		return fmt.Errorf("keychain: %s %q: %w: %d bytes, the limit is %d (Windows Credential Manager stores at most 2560)", op, account, ErrSecretTooLarge, n, MaxSecretSize)
 	}
-	err := k.do(func() error { return k.kr.Set(k.service, user, secret.Reveal()) })
+	err := k.do(func() error {
+		if err := k.guard(); err != nil {
+			return err
+		}
+		return k.kr.Set(k.service, user, secret.Reveal())
+	})
 	if err != nil {
 		return k.wrap(op, account, err, secret.Reveal())
 	}
@@ -180,6 +194,9 @@ func (k *Keychain) delete(op, account, user string) error {
 		return fmt.Errorf("keychain: %s %q: %w", op, account, err)
 	}
 	err := k.do(func() error {
+		if err := k.guard(); err != nil {
+			return err
+		}
 		for range maxDeletes {
 			if err := k.kr.Delete(k.service, user); err != nil {
 				if errors.Is(err, keyring.ErrNotFound) {
@@ -226,6 +243,8 @@ func (k *Keychain) do(f func() error) error {
 func (k *Keychain) wrap(op, account string, err error, secret string) error {
 	var cause error
 	switch {
+	case errors.Is(err, ErrNoKeychain), errors.Is(err, ErrKeychainLocked):
+		cause = err // already translated (keychain_lock.go)
 	case errors.Is(err, keyring.ErrNotFound):
 		cause = broker.ErrNotFound
 	case errors.Is(err, keyring.ErrSetDataTooBig):

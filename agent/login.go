@@ -80,6 +80,9 @@ func (a *Agent) Login(ctx context.Context, peer ipc.Peer, req ipc.LoginRequest, 
 	}
 	name := req.Account
 	req.OpenBrowser = req.OpenBrowser && a.browserAllowed(peer, name)
+	if err := a.signInStoreCheck(ctx, name); err != nil {
+		return ipc.LoginEvent{}, err // before any page opens (signin_store.go)
+	}
 	a.mu.Lock()
 	op, joined := a.logins[name]
 	if joined && op.ctx.Err() != nil {

@@ -67,7 +67,7 @@ func trampolineDir() (string, error) {
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return "", err
 	}
-	if err := checkPrivateDir(dir); err != nil {
+	if err := checkPrivateDir(dir, false); err != nil {
 		return "", err
 	}
 	return dir, nil

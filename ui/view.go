@@ -80,7 +80,8 @@ func buildView(st ipc.StatusResponse, statusErr error, busy map[string]string, n
 		v.Info = itemView{Label: "Status unavailable: " + shortError(statusErr.Error()), Visible: true}
 		return v
 	}
-	var needs, offline, signedIn []string
+	var needs, offline, signedIn, locked []string
+	var storeCause string // why the secret store cannot be used, as the agent says
 	for _, a := range st.Accounts {
 		av := accountViewOf(a, busy[a.Name], now)
 		if a.Name == st.DefaultAccount && len(st.Accounts) > 1 {
@@ -92,6 +93,9 @@ func buildView(st ipc.StatusResponse, statusErr error, busy map[string]string, n
 			signedIn = append(signedIn, a.Name)
 		case a.State == stateOffline:
 			offline = append(offline, a.Name)
+		case a.Store != "":
+			locked = append(locked, a.Name) // its secret cannot be read now
+			storeCause = a.Store
 		default:
 			needs = append(needs, a.Name)
 		}
@@ -107,6 +111,9 @@ func buildView(st ipc.StatusResponse, statusErr error, busy map[string]string, n
 	case len(needs) > 0:
 		v.Icon = iconAttention
 		v.Tooltip = "ncagent: " + names(needs, "needs sign-in", "need sign-in")
+	case len(locked) > 0:
+		v.Icon = iconAttention
+		v.Tooltip = "ncagent: " + storeCause
 	case len(offline) > 0:
 		v.Icon = iconOffline
 		v.Tooltip = "ncagent: " + names(offline, "offline", "offline")
@@ -209,6 +216,9 @@ func stateText(a ipc.AccountStatus, busy string, now time.Time) string {
 		if a.Degraded {
 			s += ", keychain write failing"
 		}
+		if a.Store != "" {
+			s += ", " + a.Store // "keychain locked: run ncagent unlock"
+		}
 		return s
 	case stateNeedsLogin:
 		return withErr("needs sign-in")
@@ -218,6 +228,9 @@ func stateText(a ipc.AccountStatus, busy string, now time.Time) string {
 		return "signed out"
 	case stateSigningIn:
 		return "signing in…"
+	}
+	if a.Store != "" {
+		return a.Store // the secret cannot be read: the store's state says why
 	}
 	return withErr(a.State)
 }

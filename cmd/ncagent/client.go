@@ -142,6 +142,8 @@ func clientExit(e *env, path string, err error) int {
 			return exitNeedsLogin
 		case ipc.CodeIdPUnavailable, ipc.CodeTimeout:
 			return exitUnavailable
+		case ipc.CodeStoreLocked:
+			return exitStoreLocked
 		}
 		return exitError
 	case errors.Is(err, context.DeadlineExceeded):

@@ -24,6 +24,7 @@ const (
 	exitNotRunning  = 3   // no agent answers on the socket
 	exitNeedsLogin  = 4   // an account needs sign-in
 	exitUnavailable = 5   // the identity provider could not be reached
+	exitStoreLocked = 6   // the keychain or file store is locked: run ncagent unlock
 	exitInterrupted = 130 // interrupted (128 + SIGINT, as shells report)
 )
 

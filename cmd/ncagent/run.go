@@ -103,10 +103,11 @@ agent then serves on it instead of creating its own.`)
 	service := envOr(e, "NCAGENT_KEYRING_SERVICE", "ncagent")
 	a, err := agent.New(agent.Options{
 		ConfigPath: *configPath,
-		Store:      agent.NewKeychain(service, 0),
-		Logger:     log,
-		LogLevel:   cfgLevel,
-		Socket:     path,
+		// The keychain, or the age file store, as [agent] store says.
+		KeychainService: service,
+		Logger:          log,
+		LogLevel:        cfgLevel,
+		Socket:          path,
 	})
 	if err != nil {
 		ln.Close()

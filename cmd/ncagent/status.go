@@ -21,7 +21,8 @@ func runStatus(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "status", "", `Show whether the agent runs, and each account's state and token expiries.
 
 Exit codes: 0 the agent runs and every account is usable, 3 no agent runs,
-4 an account needs sign-in. status never starts an agent.`)
+4 an account needs sign-in, 6 the secret store is locked or missing
+(run ncagent unlock). status never starts an agent.`)
 	var cf clientFlags
 	cf.register(fs, e, 5*time.Second)
 	asJSON := fs.Bool("json", false, "print the /v1/status document")
@@ -55,11 +56,19 @@ Exit codes: 0 the agent runs and every account is usable, 3 no agent runs,
 			return exitNeedsLogin
 		}
 	}
+	for _, a := range st.Accounts {
+		if a.Store != "" {
+			return exitStoreLocked
+		}
+	}
 	return exitOK
 }
 
 func printStatus(w io.Writer, st ipc.StatusResponse, path string, now time.Time) {
 	fmt.Fprintf(w, "ncagent %s running (pid %d) on %s\n", st.Version, st.PID, path)
+	if st.SecretStore != "" {
+		fmt.Fprintf(w, "secrets: %s\n", st.SecretStore)
+	}
 	if len(st.Accounts) == 0 {
 		fmt.Fprintf(w, "no accounts: add one with ncagent login NAME --server https://cloud.example.com\n")
 		return
@@ -89,6 +98,9 @@ func accountDetails(a ipc.AccountStatus, now time.Time) string {
 		if a.Kind == "app-password" {
 			parts = append(parts, "app password, no expiry")
 		}
+	}
+	if a.Store != "" {
+		parts = append(parts, a.Store)
 	}
 	for _, t := range a.Tokens {
 		left := t.ExpiresAt.Sub(now).Truncate(time.Second)

@@ -85,6 +85,7 @@ func (f *fakeKeyring) DeleteAll(string) error { return errors.New("not implement
 func newFakeKeychain(f *fakeKeyring, timeout time.Duration) *Keychain {
 	k := NewKeychain("ncagent-test", timeout)
 	k.kr = f
+	k.ss = nil // a fake, not the Secret Service: no lock state to ask
 	return k
 }
 
@@ -452,6 +453,7 @@ func TestKeychainChild(t *testing.T) {
 			keyring.MockInitWithError(tt.err)
 			k := NewKeychain("ncagent-test-child", time.Second)
 			k.kr = globalKeyring{} // writes too through go-keyring's mock
+			k.ss = nil             // go-keyring's mock provider, not the Secret Service
 			if err := k.Put("work", testSecret); !errors.Is(err, tt.want) && tt.want != broker.ErrNotFound {
 				t.Errorf("Put with %v: got %v, want %v", tt.err, err, tt.want)
 			}
@@ -462,6 +464,7 @@ func TestKeychainChild(t *testing.T) {
 		keyring.MockInit()
 		k := NewKeychain("ncagent-test-child", time.Second)
 		k.kr = globalKeyring{}
+		k.ss = nil // go-keyring's mock provider, not the Secret Service
 		if err := k.Put("work", testSecret); err != nil {
 			t.Fatal(err)
 		}

@@ -233,6 +233,10 @@ client_id = "ncagent"
 			"useidp":      cmdUseIdP,
 			"provider":    cmdProvider,
 			"agentenv":    cmdAgentEnv,
+			"filestore":   cmdFileStore,
+			"private":     cmdPrivate,
+			"truncate":    cmdTruncate,
+			"nodaemons":   cmdNoDaemons,
 		},
 	})
 }

@@ -1,0 +1,293 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/ipc"
+)
+
+// TestKeychainWritableLockState: Writable follows the real collection's
+// lock state, and neither it nor Get/Put prompt while it is locked.
+func TestKeychainWritableLockState(t *testing.T) {
+	if !inOwnKeyring(t) {
+		return
+	}
+	ctl := newKeyringCtl(t)
+	k := NewKeychain("ncagent-test-writable", 5*time.Second)
+	t.Cleanup(func() { k.Delete("work") })
+	if err := k.Writable(t.Context()); err != nil {
+		t.Fatalf("Writable while unlocked: got %v, want nil", err)
+	}
+	if err := k.Put("work", testSecret); err != nil {
+		t.Fatal(err)
+	}
+	ctl.lock(t)
+	if err := k.Writable(t.Context()); !errors.Is(err, ErrKeychainLocked) {
+		t.Fatalf("Writable while locked: got %v, want ErrKeychainLocked", err)
+	}
+	start := time.Now()
+	if _, err := k.Get("work"); !errors.Is(err, ErrKeychainLocked) {
+		t.Fatalf("Get while locked: got %v, want ErrKeychainLocked", err)
+	}
+	if err := k.Put("work", testSecret+"2"); !errors.Is(err, ErrKeychainLocked) {
+		t.Fatalf("Put while locked: got %v, want ErrKeychainLocked", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Get and Put while locked took %v: did they wait for a prompt?", d)
+	}
+	ctl.unlock(t)
+	if got, err := k.Get("work"); err != nil || got != testSecret {
+		t.Fatalf("Get after unlock: got (%q, %v), want the secret stored before the lock", got, err)
+	}
+}
+
+// TestLockedKeychainNeverRotates: with the real gnome-keyring and fosite
+// revoking the whole grant on refresh token reuse, 50 forced refreshes run
+// while the collection is locked half-way. Every answer is a token or
+// store_locked, no refresh grant is sent while locked, and after unlock
+// tokens flow again with no sign-in (the grant was never reused).
+func TestLockedKeychainNeverRotates(t *testing.T) {
+	if !inOwnKeyring(t) {
+		return
+	}
+	e := startE2E(t)
+	ctl := newKeyringCtl(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	token := func(minValid int64) (ipc.TokenResponse, error) {
+		tok, err := e.client.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: minValid})
+		if err == nil {
+			e.secrets = append(e.secrets, tok.AccessToken)
+		}
+		return tok, err
+	}
+	if _, err := token(0); err != nil {
+		t.Fatalf("first token: %v", err)
+	}
+	var tokens, locked int
+	var sentWhileLocked int
+	watch := watchUnlocks(t)
+	var unlocksBefore int
+	for i := range 50 {
+		if i == 20 {
+			ctl.lock(t)
+			unlocksBefore, _ = watch.counts()
+		}
+		before := e.idp.Calls("refresh_token")
+		// 300 s is the whole lifetime: no cached token meets it, every
+		// request needs a refresh. Every fifth asks for any valid token.
+		minValid := int64(300)
+		if i%5 == 4 {
+			minValid = 0
+		}
+		tok, err := token(minValid)
+		var we *ipc.Error
+		switch {
+		case err == nil:
+			tokens++
+			if tok.ExpiresAt.Before(time.Now()) {
+				t.Fatalf("request %d: served an expired token", i)
+			}
+		case errors.As(err, &we) && we.Code == ipc.CodeStoreLocked:
+			locked++
+			if i < 20 {
+				t.Fatalf("request %d before the lock: got %v", i, err)
+			}
+			if minValid == 0 {
+				t.Errorf("request %d (min_valid 0): got store_locked, want the cached token", i)
+			}
+		default:
+			t.Fatalf("request %d: got %v, want a token or store_locked", i, err)
+		}
+		if i >= 20 {
+			sentWhileLocked += e.idp.Calls("refresh_token") - before
+		}
+	}
+	if sentWhileLocked != 0 {
+		t.Errorf("refresh grants sent while the keychain was locked: got %d, want 0", sentWhileLocked)
+	}
+	if locked != 24 { // requests 20..49 with min_valid 300
+		t.Errorf("store_locked answers: got %d, want 24", locked)
+	}
+	st, err := e.client.Status(ctx)
+	if err != nil || len(st.Accounts) != 1 {
+		t.Fatalf("status: %v", err)
+	}
+	if got, want := st.Accounts[0].Store, "keychain locked: run ncagent unlock"; got != want {
+		t.Errorf("status while locked: store %q, want %q", got, want)
+	}
+	if got, want := st.SecretStore, "keychain: keychain locked: run ncagent unlock"; got != want {
+		t.Errorf("status while locked: secret_store %q, want %q", got, want)
+	}
+	// Background requests never asked the Secret Service to unlock.
+	if unlocks, prompts := watch.counts(); unlocks != unlocksBefore || prompts != 0 {
+		t.Errorf("while locked: %d Unlock calls and %d prompts, want none", unlocks-unlocksBefore, prompts)
+	}
+	if unlocksBefore == 0 {
+		t.Error("the D-Bus monitor saw no Unlock call of go-keyring before the lock: it does not work")
+	}
+	// A sign-in would be lost: it fails before it starts.
+	authBefore := e.idp.Authorizations()
+	var events []ipc.LoginEvent
+	_, err = e.agent.Login(ctx, ipc.Peer{}, ipc.LoginRequest{Account: "home", Server: e.idp.Issuer(), ClientID: "ncagent"},
+		func(ev ipc.LoginEvent) { events = append(events, ev) })
+	if we := (*ipc.Error)(nil); !errors.As(err, &we) || we.Code != ipc.CodeStoreLocked || !strings.Contains(we.Message, "the keychain is locked") {
+		t.Errorf("sign-in while locked: got %v, want store_locked naming the locked keychain", err)
+	}
+	if len(events) != 0 || e.idp.Authorizations() != authBefore {
+		t.Errorf("sign-in while locked: %d events, %d authorizations; want none", len(events), e.idp.Authorizations()-authBefore)
+	}
+	ctl.unlock(t)
+	for i := range 3 {
+		if _, err := token(300); err != nil {
+			t.Fatalf("token %d after unlock: %v (the grant was lost?)", i, err)
+		}
+	}
+	stored, err := e.kc.Get("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.idp.RefreshTokenActive(stored.Reveal()) {
+		t.Errorf("the refresh token in the keychain is not active at the provider")
+	}
+	t.Logf("tokens %d, store_locked %d", tokens, locked)
+}
+
+var _ broker.WritableStore = (*Keychain)(nil)
+
+// lockAfterCheck is a Keychain whose collection gets locked right after the
+// next Writable check passed: the race between the check and the write.
+type lockAfterCheck struct {
+	*Keychain
+	ctl  *keyringCtl
+	t    *testing.T
+	once chan struct{} // closed: armed no more
+}
+
+func (s *lockAfterCheck) Writable(ctx context.Context) error {
+	err := s.Keychain.Writable(ctx)
+	select {
+	case <-s.once:
+	default:
+		close(s.once)
+		s.ctl.lock(s.t)
+	}
+	return err
+}
+
+// TestLockBetweenCheckAndWrite: the store locks after the check passed, so
+// the rotated refresh token cannot be written. The agent keeps it in
+// memory and never sends the superseded one; once the keychain opens the
+// pending write lands, and a restarted agent continues the chain with no
+// sign-in.
+func TestLockBetweenCheckAndWrite(t *testing.T) {
+	if !inOwnKeyring(t) {
+		return
+	}
+	e := startE2E(t)
+	ctl := newKeyringCtl(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if _, err := e.client.Token(ctx, ipc.TokenRequest{Account: "work"}); err != nil {
+		t.Fatal(err)
+	}
+	// A second agent on the same keychain and config, whose store locks
+	// between its check and its write.
+	cfgPath := e.agent.opts.ConfigPath
+	e.agent.Close()
+	racy := &lockAfterCheck{Keychain: e.kc, ctl: ctl, t: t, once: make(chan struct{})}
+	a, err := New(Options{ConfigPath: cfgPath, Store: racy, Logger: e.agent.log, Socket: e.socket + "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := serveAgent(t, a, e.socket+"2")
+	before := e.idp.Calls("refresh_token")
+	tok, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 300})
+	if err != nil {
+		t.Fatalf("token with the store locked after the check: %v", err)
+	}
+	e.secrets = append(e.secrets, tok.AccessToken)
+	if got := e.idp.Calls("refresh_token") - before; got != 1 {
+		t.Fatalf("refresh grants: got %d, want 1", got)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || !st.Accounts[0].Degraded {
+		t.Fatalf("status after the failed write: got %+v (%v), want degraded", st.Accounts, err)
+	}
+	// While locked, a forced refresh is refused without sending the old
+	// token again.
+	if _, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 300}); err == nil {
+		t.Fatal("forced refresh while locked and unsaved: got a token, want store_locked")
+	} else if we := (*ipc.Error)(nil); !errors.As(err, &we) || we.Code != ipc.CodeStoreLocked {
+		t.Fatalf("forced refresh while locked: got %v, want store_locked", err)
+	}
+	if got := e.idp.Calls("refresh_token") - before; got != 1 {
+		t.Fatalf("refresh grants while locked: got %d, want still 1", got)
+	}
+	ctl.unlock(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := c.Status(ctx)
+		if err == nil && !st.Accounts[0].Degraded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending write did not land within 15s of the unlock: %+v", st.Accounts)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.Close()
+	// A third agent: the chain continues from the keychain.
+	a3, err := New(Options{ConfigPath: cfgPath, Store: e.kc, Logger: e.agent.log, Socket: e.socket + "3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c3 := serveAgent(t, a3, e.socket+"3")
+	tok, err = c3.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 300})
+	if err != nil {
+		t.Fatalf("token after restart: %v (the chain was lost)", err)
+	}
+	e.secrets = append(e.secrets, tok.AccessToken)
+	stored, _ := e.kc.Get("work")
+	if !e.idp.RefreshTokenActive(stored.Reveal()) {
+		t.Error("the stored refresh token is not active at the provider")
+	}
+}
+
+// TestKeychainUnlockAsksOnce: ncagent unlock on a locked keychain asks the
+// Secret Service to unlock (its prompt; nobody answers it here) once for
+// concurrent callers, and says the keychain stays locked.
+func TestKeychainUnlockAsksOnce(t *testing.T) {
+	if !inOwnKeyring(t) {
+		return
+	}
+	ctl := newKeyringCtl(t)
+	watch := watchUnlocks(t)
+	k := NewKeychain("ncagent-test-unlock", 5*time.Second)
+	ctl.lock(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() { errs <- k.Unlock(ctx) }()
+	}
+	for range 3 {
+		if err := <-errs; err == nil {
+			t.Error("Unlock with nobody at the prompt: got nil, want an error")
+		} else if !errors.Is(err, ErrKeychainLocked) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Unlock: got %v, want locked or the prompt timed out", err)
+		}
+	}
+	if unlocks, _ := watch.counts(); unlocks != 1 {
+		t.Errorf("Secret Service Unlock calls for 3 concurrent unlocks: got %d, want 1", unlocks)
+	}
+	ctl.unlock(t)
+	if err := k.Unlock(t.Context()); err != nil {
+		t.Errorf("Unlock of an unlocked keychain: got %v, want nil", err)
+	}
+}

@@ -29,6 +29,7 @@ type chainRig struct {
 	times   string
 	logs    *syncBuffer
 	secrets []string
+	store   SecretStore // when set, the agent's store instead of kc (a wrapper of kc)
 }
 
 func newChainRig(t *testing.T) *chainRig {
@@ -74,7 +75,11 @@ type running struct {
 
 func (r *chainRig) start(t *testing.T) *running {
 	t.Helper()
-	a, err := New(Options{ConfigPath: r.cfgPath, Store: r.kc, ChainTimesPath: r.times,
+	var store SecretStore = r.kc
+	if r.store != nil {
+		store = r.store
+	}
+	a, err := New(Options{ConfigPath: r.cfgPath, Store: store, ChainTimesPath: r.times,
 		Logger: slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatalf("new agent: %v", err)

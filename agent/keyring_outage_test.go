@@ -200,17 +200,21 @@ func TestKeychainPutLockedCollection(t *testing.T) {
 	}
 }
 
-// TestKeyringOutage: the keyring is killed, a refresh rotates the refresh
-// token while it is gone (the write fails, again and again), and 0.1 s
-// later the keyring is back: the pending write lands within 1 s of its
-// return (the Secret Service reappearing on the bus is the signal), not
-// after a long backoff, and the chain is intact.
+// TestKeyringOutage: the keyring is killed between the writable check of a
+// refresh and its write, so the rotated refresh token cannot be stored
+// (the write fails, again and again; further refreshes are not sent:
+// store_locked), and 0.1 s later the keyring is back: the pending write
+// lands within 1 s of its return (the Secret Service reappearing on the
+// bus is the signal), not after a long backoff, and the chain is intact.
 func TestKeyringOutage(t *testing.T) {
 	if !inPrivateKeyringChild(t) {
 		return
 	}
 	kr := startPrivateBus(t)
 	r := newChainRig(t)
+	killedAt := make(chan time.Time, 1)
+	armed := &afterCheck{Keychain: r.kc}
+	r.store = armed
 	rn := r.start(t)
 	defer rn.stop(t, 15*time.Second)
 	ctx := context.Background()
@@ -218,13 +222,26 @@ func TestKeyringOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	killed := time.Now()
-	kr.kill()
-	// Rotations while the keyring is gone: each write fails, and the
-	// backoff of the pending write grows.
-	for _, sc := range scopeSets[1:8] {
-		if _, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: sc}); err != nil {
-			t.Fatalf("refresh during the outage: %v", err)
+	armed.arm(func() { killedAt <- time.Now(); kr.kill() })
+	// The rotation whose write fails: the keyring dies after the check
+	// (of this refresh, or of a keep-alive refresh that ran first, which
+	// then leaves this one store_locked).
+	_, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: scopeSets[1]})
+	if we := (*ipc.Error)(nil); err != nil && (!errors.As(err, &we) || we.Code != ipc.CodeStoreLocked) {
+		t.Fatalf("refresh as the keyring dies: %v", err)
+	}
+	var killed time.Time
+	select {
+	case killed = <-killedAt:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no refresh passed the writable check")
+	}
+	// Refreshes while the keyring is gone are not sent (issue 10: never
+	// rotate what cannot be stored); the pending write keeps failing.
+	for _, sc := range scopeSets[2:8] {
+		_, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: sc})
+		if we := (*ipc.Error)(nil); !errors.As(err, &we) || we.Code != ipc.CodeStoreLocked {
+			t.Fatalf("refresh during the outage: got %v, want store_locked", err)
 		}
 	}
 	st, err := rn.client.Status(ctx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,8 +76,13 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 	var unlocksBefore int
 	for i := range 50 {
 		if i == 20 {
-			ctl.lock(t)
+			// go-keyring's Get calls Unlock (on the unlocked collection):
+			// the monitor must see that one.
+			if _, err := e.kc.Get("work"); err != nil {
+				t.Fatal(err)
+			}
 			unlocksBefore, _ = watch.counts()
+			ctl.lock(t)
 		}
 		before := e.idp.Calls("refresh_token")
 		// 300 s is the whole lifetime: no cached token meets it, every
@@ -129,7 +135,7 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 		t.Errorf("while locked: %d Unlock calls and %d prompts, want none", unlocks-unlocksBefore, prompts)
 	}
 	if unlocksBefore == 0 {
-		t.Error("the D-Bus monitor saw no Unlock call of go-keyring before the lock: it does not work")
+		t.Error("the D-Bus monitor saw no Unlock call of go-keyring's Get before the lock: it does not work")
 	}
 	// A sign-in would be lost: it fails before it starts.
 	authBefore := e.idp.Authorizations()
@@ -160,26 +166,6 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 
 var _ broker.WritableStore = (*Keychain)(nil)
 
-// lockAfterCheck is a Keychain whose collection gets locked right after the
-// next Writable check passed: the race between the check and the write.
-type lockAfterCheck struct {
-	*Keychain
-	ctl  *keyringCtl
-	t    *testing.T
-	once chan struct{} // closed: armed no more
-}
-
-func (s *lockAfterCheck) Writable(ctx context.Context) error {
-	err := s.Keychain.Writable(ctx)
-	select {
-	case <-s.once:
-	default:
-		close(s.once)
-		s.ctl.lock(s.t)
-	}
-	return err
-}
-
 // TestLockBetweenCheckAndWrite: the store locks after the check passed, so
 // the rotated refresh token cannot be written. The agent keeps it in
 // memory and never sends the superseded one; once the keychain opens the
@@ -200,7 +186,8 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 	// between its check and its write.
 	cfgPath := e.agent.opts.ConfigPath
 	e.agent.Close()
-	racy := &lockAfterCheck{Keychain: e.kc, ctl: ctl, t: t, once: make(chan struct{})}
+	racy := &afterCheck{Keychain: e.kc}
+	racy.arm(func() { ctl.lock(t) })
 	a, err := New(Options{ConfigPath: cfgPath, Store: racy, Logger: e.agent.log, Socket: e.socket + "2"})
 	if err != nil {
 		t.Fatal(err)
@@ -290,4 +277,30 @@ func TestKeychainUnlockAsksOnce(t *testing.T) {
 	if err := k.Unlock(t.Context()); err != nil {
 		t.Errorf("Unlock of an unlocked keychain: got %v, want nil", err)
 	}
+}
+
+// afterCheck is a Keychain that runs a hook once, right after the next
+// Writable check passed: the store fails between the check and the write.
+type afterCheck struct {
+	*Keychain
+	mu   sync.Mutex // guards hook
+	hook func()
+}
+
+func (s *afterCheck) arm(hook func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = hook
+}
+
+func (s *afterCheck) Writable(ctx context.Context) error {
+	err := s.Keychain.Writable(ctx)
+	s.mu.Lock()
+	hook := s.hook
+	s.hook = nil
+	s.mu.Unlock()
+	if err == nil && hook != nil {
+		hook()
+	}
+	return err
 }

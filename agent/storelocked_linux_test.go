@@ -47,21 +47,57 @@ func TestKeychainWritableLockState(t *testing.T) {
 	}
 }
 
+// stepClock is the agent's clock in the lock tests: stepping it ahead
+// makes cached tokens age, so that a request needs a refresh without
+// asking for more than the token lifetime.
+type stepClock struct {
+	mu  sync.Mutex // guards now
+	now time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) step(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// restartWithClock stops e's agent and starts another on the same config
+// and store, on clock, returning its client.
+func restartWithClock(t *testing.T, e *e2e, store SecretStore, clock *stepClock, suffix string) (*Agent, *ipc.Client) {
+	t.Helper()
+	cfgPath := e.agent.opts.ConfigPath
+	e.agent.Close()
+	a, err := New(Options{ConfigPath: cfgPath, Store: store, Logger: e.agent.log, Socket: e.socket + suffix, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, serveAgent(t, a, e.socket+suffix)
+}
+
 // TestLockedKeychainNeverRotates: with the real gnome-keyring and fosite
-// revoking the whole grant on refresh token reuse, 50 forced refreshes run
-// while the collection is locked half-way. Every answer is a token or
-// store_locked, no refresh grant is sent while locked, and after unlock
-// tokens flow again with no sign-in (the grant was never reused).
+// revoking the whole grant on refresh token reuse, 50 forced refreshes run,
+// the collection locked after 20. Every answer is a token or store_locked,
+// no refresh grant is sent while locked, a cached token still serves, and
+// after unlock tokens flow again with no sign-in (the grant was never
+// reused).
 func TestLockedKeychainNeverRotates(t *testing.T) {
 	if !inOwnKeyring(t) {
 		return
 	}
 	e := startE2E(t)
 	ctl := newKeyringCtl(t)
+	clock := &stepClock{now: time.Now()}
+	agent, client := restartWithClock(t, e, e.kc, clock, "c")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	token := func(minValid int64) (ipc.TokenResponse, error) {
-		tok, err := e.client.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: minValid})
+		tok, err := client.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: minValid})
 		if err == nil {
 			e.secrets = append(e.secrets, tok.AccessToken)
 		}
@@ -83,20 +119,21 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 			}
 			unlocksBefore, _ = watch.counts()
 			ctl.lock(t)
+			// A cached token that meets the request still serves.
+			if _, err := token(0); err != nil {
+				t.Fatalf("cached token right after the lock: %v", err)
+			}
 		}
 		before := e.idp.Calls("refresh_token")
-		// 300 s is the whole lifetime: no cached token meets it, every
-		// request needs a refresh. Every fifth asks for any valid token.
-		minValid := int64(300)
-		if i%5 == 4 {
-			minValid = 0
-		}
-		tok, err := token(minValid)
+		// Two minutes on, a token of five has three left: asking for four
+		// needs a refresh.
+		clock.step(2 * time.Minute)
+		tok, err := token(240)
 		var we *ipc.Error
 		switch {
 		case err == nil:
 			tokens++
-			if tok.ExpiresAt.Before(time.Now()) {
+			if !tok.ExpiresAt.After(clock.Now()) {
 				t.Fatalf("request %d: served an expired token", i)
 			}
 		case errors.As(err, &we) && we.Code == ipc.CodeStoreLocked:
@@ -104,23 +141,22 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 			if i < 20 {
 				t.Fatalf("request %d before the lock: got %v", i, err)
 			}
-			if minValid == 0 {
-				t.Errorf("request %d (min_valid 0): got store_locked, want the cached token", i)
-			}
 		default:
 			t.Fatalf("request %d: got %v, want a token or store_locked", i, err)
 		}
 		if i >= 20 {
 			sentWhileLocked += e.idp.Calls("refresh_token") - before
+		} else if got := e.idp.Calls("refresh_token") - before; got == 0 {
+			t.Fatalf("request %d before the lock: no refresh was needed, the test forces none", i)
 		}
 	}
 	if sentWhileLocked != 0 {
 		t.Errorf("refresh grants sent while the keychain was locked: got %d, want 0", sentWhileLocked)
 	}
-	if locked != 24 { // requests 20..49 with min_valid 300
-		t.Errorf("store_locked answers: got %d, want 24", locked)
+	if locked != 30 { // requests 20..49
+		t.Errorf("store_locked answers: got %d, want 30", locked)
 	}
-	st, err := e.client.Status(ctx)
+	st, err := client.Status(ctx)
 	if err != nil || len(st.Accounts) != 1 {
 		t.Fatalf("status: %v", err)
 	}
@@ -140,7 +176,7 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 	// A sign-in would be lost: it fails before it starts.
 	authBefore := e.idp.Authorizations()
 	var events []ipc.LoginEvent
-	_, err = e.agent.Login(ctx, ipc.Peer{}, ipc.LoginRequest{Account: "home", Server: e.idp.Issuer(), ClientID: "ncagent"},
+	_, err = agent.Login(ctx, ipc.Peer{}, ipc.LoginRequest{Account: "home", Server: e.idp.Issuer(), ClientID: "ncagent"},
 		func(ev ipc.LoginEvent) { events = append(events, ev) })
 	if we := (*ipc.Error)(nil); !errors.As(err, &we) || we.Code != ipc.CodeStoreLocked || !strings.Contains(we.Message, "the keychain is locked") {
 		t.Errorf("sign-in while locked: got %v, want store_locked naming the locked keychain", err)
@@ -150,8 +186,13 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 	}
 	ctl.unlock(t)
 	for i := range 3 {
-		if _, err := token(300); err != nil {
+		before := e.idp.Calls("refresh_token")
+		clock.step(2 * time.Minute)
+		if _, err := token(240); err != nil {
 			t.Fatalf("token %d after unlock: %v (the grant was lost?)", i, err)
+		}
+		if e.idp.Calls("refresh_token") == before {
+			t.Fatalf("token %d after unlock: no refresh", i)
 		}
 	}
 	stored, err := e.kc.Get("work")
@@ -185,16 +226,17 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 	// A second agent on the same keychain and config, whose store locks
 	// between its check and its write.
 	cfgPath := e.agent.opts.ConfigPath
-	e.agent.Close()
 	racy := &afterCheck{Keychain: e.kc}
-	racy.arm(func() { ctl.lock(t) })
-	a, err := New(Options{ConfigPath: cfgPath, Store: racy, Logger: e.agent.log, Socket: e.socket + "2"})
-	if err != nil {
+	clock := &stepClock{now: time.Now()}
+	a, c := restartWithClock(t, e, racy, clock, "2")
+	// Load the account first (its first token is the stored sign-in's).
+	if _, err := c.Token(ctx, ipc.TokenRequest{Account: "work"}); err != nil {
 		t.Fatal(err)
 	}
-	c := serveAgent(t, a, e.socket+"2")
+	racy.arm(func() { ctl.lock(t) })
+	clock.step(2 * time.Minute)
 	before := e.idp.Calls("refresh_token")
-	tok, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 300})
+	tok, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 240})
 	if err != nil {
 		t.Fatalf("token with the store locked after the check: %v", err)
 	}
@@ -208,7 +250,8 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 	}
 	// While locked, a forced refresh is refused without sending the old
 	// token again.
-	if _, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 300}); err == nil {
+	clock.step(2 * time.Minute)
+	if _, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 240}); err == nil {
 		t.Fatal("forced refresh while locked and unsaved: got a token, want store_locked")
 	} else if we := (*ipc.Error)(nil); !errors.As(err, &we) || we.Code != ipc.CodeStoreLocked {
 		t.Fatalf("forced refresh while locked: got %v, want store_locked", err)
@@ -227,19 +270,28 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 			t.Fatalf("the pending write did not land within 15s of the unlock: %+v", st.Accounts)
 		}
 		time.Sleep(100 * time.Millisecond)
+		clock.step(time.Second) // the agent's retry backoff runs on its clock
 	}
 	a.Close()
 	// A third agent: the chain continues from the keychain.
-	a3, err := New(Options{ConfigPath: cfgPath, Store: e.kc, Logger: e.agent.log, Socket: e.socket + "3"})
+	a3, err := New(Options{ConfigPath: cfgPath, Store: e.kc, Logger: e.agent.log, Socket: e.socket + "3", Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c3 := serveAgent(t, a3, e.socket+"3")
-	tok, err = c3.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 300})
+	if _, err := c3.Token(ctx, ipc.TokenRequest{Account: "work"}); err != nil {
+		t.Fatalf("token after restart: %v", err)
+	}
+	clock.step(2 * time.Minute)
+	before = e.idp.Calls("refresh_token")
+	tok, err = c3.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 240})
 	if err != nil {
 		t.Fatalf("token after restart: %v (the chain was lost)", err)
 	}
 	e.secrets = append(e.secrets, tok.AccessToken)
+	if e.idp.Calls("refresh_token") == before {
+		t.Error("no refresh after restart: the chain was not exercised")
+	}
 	stored, _ := e.kc.Get("work")
 	if !e.idp.RefreshTokenActive(stored.Reveal()) {
 		t.Error("the stored refresh token is not active at the provider")

@@ -50,6 +50,8 @@ func TestRefreshNeverSentWhileStoreLocked(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls.setLocked(true)
+	// Three minutes on: the cached token has two left.
+	it.b.now = func() time.Time { return time.Now().Add(3 * time.Minute) }
 	before := it.idp.Calls("refresh_token")
 	tests := []struct {
 		name    string
@@ -57,7 +59,7 @@ func TestRefreshNeverSentWhileStoreLocked(t *testing.T) {
 		wantErr bool
 	}{
 		{"cached token meets the request", TokenRequest{Account: "work"}, false},
-		{"needs a refresh", TokenRequest{Account: "work", MinValid: 10 * time.Minute}, true},
+		{"needs a refresh", TokenRequest{Account: "work", MinValid: 4 * time.Minute}, true},
 		{"another scope set", TokenRequest{Account: "work", Scopes: []string{"files"}}, true},
 	}
 	for _, tt := range tests {
@@ -78,6 +80,7 @@ func TestRefreshNeverSentWhileStoreLocked(t *testing.T) {
 		t.Errorf("refresh grants sent while locked: got %d, want 0", got)
 	}
 	ls.setLocked(false)
+	it.b.now = time.Now
 	before = it.idp.Calls("refresh_token")
 	if _, err := it.b.Token(ctx, TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
 		t.Fatalf("token after unlock: %v", err)

@@ -252,6 +252,14 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("[agent] log_level %q: want debug, info, warn or error", c.Agent.LogLevel)
 	}
+	switch c.Agent.Store {
+	case StoreAuto, StoreKeychain, StoreFile:
+	default:
+		return fmt.Errorf("[agent] store %q: want \"keychain\", \"file\" or leave it out", c.Agent.Store)
+	}
+	if _, err := expandHome(c.Agent.IdentityFile); err != nil {
+		return fmt.Errorf("[agent] identity_file: %w", err)
+	}
 	for _, name := range c.AccountNames() {
 		if err := ValidateAccountName(name); err != nil {
 			return fmt.Errorf("account %q: %w", name, err)

@@ -339,6 +339,8 @@ func TestConfigValidation(t *testing.T) {
 		{"bad redirect_host", func(c *Config) { c.Accounts["w"].RedirectHost = "0.0.0.0" }, []string{`account "w"`, "redirect_host"}},
 		{"relative ca_file", func(c *Config) { c.Accounts["w"].CAFile = "ca.pem" }, []string{`account "w"`, "ca_file", "absolute"}},
 		{"bad log_level", func(c *Config) { c.Agent.LogLevel = "loud" }, []string{"log_level", `"loud"`}},
+		{"bad store", func(c *Config) { c.Agent.Store = "vault" }, []string{"store", `"vault"`, "keychain", "file"}},
+		{"relative identity_file", func(c *Config) { c.Agent.IdentityFile = "key.txt" }, []string{"identity_file", "absolute"}},
 		{"unknown default_account", func(c *Config) { c.Agent.DefaultAccount = "nope" }, []string{"default_account", `"nope"`, "w"}},
 	}
 	for _, tt := range tests {

@@ -77,8 +77,9 @@ func (a *Agent) watchFiles(ctx context.Context) {
 
 // Reload reads config.toml and the state file again and applies what can
 // be applied live: accounts added, changed and removed, the default
-// account. What needs a restart (log_level) is logged. An invalid config
-// is logged and not applied: the agent keeps serving the previous one.
+// account, log_level (unless the command line set it). What needs a
+// restart (store, identity_file) is logged. An invalid config is logged
+// and not applied: the agent keeps serving the previous one.
 func (a *Agent) Reload() error {
 	stamp := filesStamp(a.opts.ConfigPath, a.opts.StatePath)
 	files, warnings, err := LoadFiles(a.opts.ConfigPath, a.opts.StatePath)
@@ -140,6 +141,13 @@ func (a *Agent) apply(next *Config, stamp string) {
 			setLogLevel(a.opts.LogLevel, next.Agent.LogLevel)
 			a.log.Info("config reloaded: log_level", "log_level", next.Agent.LogLevel)
 		}
+	}
+	if prev.Agent.Store != next.Agent.Store || prev.Agent.IdentityFile != next.Agent.IdentityFile {
+		// The store holds the secrets the broker is using, and a file
+		// store may hold a key only unlock gave it: switching live could
+		// strand a rotated refresh token in the store being left.
+		a.log.Warn("config reloaded: store and identity_file not applied: they take effect when the agent restarts (run ncagent stop; the next command starts it)",
+			"store", next.Agent.Store, "identity_file", next.Agent.IdentityFile)
 	}
 	if changed {
 		a.notify()

@@ -124,7 +124,8 @@ func TestUpdateStateSerializesWriters(t *testing.T) {
 
 // TestAgentReloadsLive: an edit of config.toml or the state file reaches a
 // running agent without a restart, by polling and by SIGHUP; a broken edit
-// keeps the previous config; log_level says it needs a restart.
+// keeps the previous config; log_level applies live; store and
+// identity_file say they need a restart.
 func TestAgentReloadsLive(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.toml")
@@ -204,4 +205,17 @@ user = "alice"
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor("state file account", func() bool { return slices.Equal(names(), []string{"lab"}) })
+
+	// store and identity_file are read at start: a change says so and
+	// leaves the store in use alone.
+	writeFileAtomic(cfgPath, []byte("[agent]\nstore = \"file\"\nidentity_file = \"~/age.txt\"\n"))
+	waitFor("store change logged", func() bool {
+		return strings.Contains(logs.String(), "store and identity_file not applied") && strings.Contains(logs.String(), "ncagent stop")
+	})
+	if _, ok := a.store.(*Keychain); !ok {
+		t.Fatalf("store after the reload: got %T, want the keychain it started with", a.store)
+	}
+	if got := names(); !slices.Equal(got, []string{"lab"}) {
+		t.Fatalf("after the store change: got %q, want the accounts applied", got)
+	}
 }

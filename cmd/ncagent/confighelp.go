@@ -23,14 +23,26 @@ NCAGENT_CONFIG set, ncagent-state.toml beside that file. The two files have
 the same keys and are merged key by key: a value you set in config.toml wins.
 A config.toml written by an older ncagent keeps working as it is. A running
 agent reloads both when they change, and on SIGHUP, and applies the change
-at once (accounts, the default, log_level) and says so in its log. Secrets are never kept in either file: a key that
-looks like one (password, refresh_token, client_secret...) is refused.
+at once (accounts, the default, log_level) and says so in its log; store and
+identity_file take effect when the agent restarts (ncagent stop). Secrets
+are never kept in either file: a key that looks like one (password,
+refresh_token, client_secret...) is refused.
 
 [agent]
   default_account   account for commands that name none (default: the only
                     account; ncagent default NAME records one)
   log_level         debug, info, warn or error (default info;
                     NCAGENT_LOG_LEVEL and ncagent run --log-level win)
+  store             where secrets are kept: "keychain" (the OS keychain only),
+                    "file" (the age-encrypted file store, opened with
+                    ncagent unlock), or unset (default): the keychain, or the
+                    file store where no keychain can be reached and you run
+                    ncagent unlock. The file: $NCAGENT_FILE_STORE, or
+                    $XDG_STATE_HOME/ncagent/secrets.age, or, with
+                    NCAGENT_CONFIG set, ncagent-secrets/secrets.age beside it
+  identity_file     absolute path (or ~/...) to an age identity file (age
+                    plugins too) the file store is encrypted to, instead of
+                    a passphrase (default: a passphrase)
 
 [accounts.NAME]     NAME: 1 to 64 letters, digits, '-', '_', '.'
   kind              "oidc" or "app-password" (required)

@@ -55,7 +55,8 @@ func TestManPage(t *testing.T) {
 		}
 	}
 	want = append(want, "NCAGENT_SOCKET", "NCAGENT_CONFIG", "NCAGENT_NO_START", "NCAGENT_LOG_LEVEL",
-		"EXIT STATUS", "EXAMPLES", "CONFIGURATION", "default_account", "keepalive", "130")
+		"NCAGENT_FILE_STORE",
+		"EXIT STATUS", "EXAMPLES", "CONFIGURATION", "default_account", "keepalive", "identity_file", "store_locked", "130")
 	for _, w := range want {
 		if !strings.Contains(text, w) {
 			t.Errorf("man -l output lacks %q", w)
@@ -69,7 +70,7 @@ func TestHelpConfig(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, key := range []string{"default_account", "log_level", "kind", "server", "issuer", "client_id", "client_auth",
+	for _, key := range []string{"default_account", "log_level", "store", "identity_file", "kind", "server", "issuer", "client_id", "client_auth",
 		"scopes", "audience", "user", "display_name", "ca_file", "keepalive", "early_refresh", "accepted_audiences",
 		"allowed_algs", "cache_exchanged", "exchange_fallback_refresh", "redirect_host",
 		"authorization", "token", "revocation", "jwks", "device_authorization", "userinfo"} {

@@ -46,6 +46,7 @@ var manEnv = [][2]string{
 	{"NCAGENT_STATE", "ncagent's own state file (accounts added by sign-in, the default account) instead of ~/.local/state/ncagent/accounts.toml."},
 	{"NCAGENT_NO_START", "1: client commands do not start an agent when none runs (as --no-start)."},
 	{"NCAGENT_LOG_LEVEL", "Log level of ncagent run: debug, info (default), warn or error."},
+	{"NCAGENT_FILE_STORE", "The age file store (store = \"file\") instead of ~/.local/state/ncagent/secrets.age."},
 	{"NCAGENT_KEYRING_SERVICE", "The keychain service name the secrets are kept under (default ncagent)."},
 	{"XDG_RUNTIME_DIR", "Holds the default socket directory."},
 	{"XDG_CONFIG_HOME, XDG_STATE_HOME", "Where config.toml, the user units and the autostart entry, and the state file live (default ~/.config and ~/.local/state)."},
@@ -55,6 +56,7 @@ var manEnv = [][2]string{
 var manFiles = [][2]string{
 	{"~/.config/ncagent/config.toml", "Your configuration: read, never written by ncagent (see CONFIGURATION)."},
 	{"~/.local/state/ncagent/accounts.toml", "What sign-in and ncagent default record; rewritten atomically by ncagent."},
+	{"~/.local/state/ncagent/secrets.age", "The file store's secrets, age-encrypted: mode 0600 in a 0700 directory."},
 	{"$XDG_RUNTIME_DIR/ncagent/agent.sock", "The agent socket: mode 0600 in a 0700 directory."},
 	{"~/.cache/ncagent/agent.log", "The log of an agent started on demand."},
 	{"/usr/lib/systemd/user/ncagent.socket, ncagent.service", "The packaged user units: systemctl --user enable --now ncagent.socket, or ncagent autostart enable."},
@@ -67,6 +69,7 @@ var manExit = [][2]string{
 	{"3", "No agent answers on the socket."},
 	{"4", "An account needs sign-in: run ncagent login ACCOUNT."},
 	{"5", "The identity provider could not be reached, or did not answer in time."},
+	{"6", "The secret store is locked or missing (store_locked): run ncagent unlock."},
 	{"127", "exec: the command was not found."},
 	{"130", "Interrupted (Ctrl-C)."},
 }

@@ -69,7 +69,7 @@ type Keychain struct {
 	service string
 	timeout time.Duration
 	kr      keyring.Keyring // the keyring provider; tests substitute fakes
-	ss      *ssWatch        // lock state of the Secret Service; nil elsewhere and for test fakes (keychain_lock.go)
+	ss      *ssWatch        // lock state of the Secret Service, over kr's connection; nil elsewhere and for test fakes (keychain_lock.go)
 
 	unlockMu  sync.Mutex    // guards unlocking
 	unlocking *unlockFlight // the Secret Service unlock prompt in progress
@@ -91,11 +91,12 @@ func NewKeychain(service string, timeout time.Duration) *Keychain {
 	if timeout <= 0 {
 		timeout = DefaultKeychainTimeout
 	}
+	kr := platformKeyring(timeout)
 	return &Keychain{
 		service: service,
 		timeout: timeout,
-		kr:      platformKeyring(timeout),
-		ss:      newSSWatch(),
+		kr:      kr,
+		ss:      newSSWatch(kr), // shares kr's Secret Service connection
 		sem:     make(chan struct{}, 1),
 	}
 }

@@ -144,6 +144,19 @@ func (s *ssConn) signals(conn *dbus.Conn, ch chan *dbus.Signal) {
 	}
 }
 
+// busConn returns the connection, made when there is none or it dropped,
+// for the lock watcher (sslock_unix.go), which shares it.
+func (s *ssConn) busConn(ctx context.Context) (*dbus.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil || !s.conn.Connected() {
+		if err := s.connect(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.conn, nil
+}
+
 // ensure makes the connection and opens the session when needed. Called
 // with s.mu held.
 func (s *ssConn) ensure(ctx context.Context) error {
@@ -246,14 +259,16 @@ func (s *ssConn) watch(ctx context.Context, onBack func()) {
 	defer t.Stop()
 	for {
 		s.mu.Lock()
-		var reconnected bool
 		if s.conn == nil || !s.conn.Connected() {
 			cctx, cancel := context.WithTimeout(ctx, s.timeout)
-			reconnected = s.connect(cctx) == nil && s.dropped
+			s.connect(cctx)
 			cancel()
-			if reconnected {
-				s.dropped = false
-			}
+		}
+		// Back after a drop, whoever made the connection again: this loop,
+		// a write, or the lock watcher's check (busConn).
+		reconnected := s.dropped && s.conn != nil && s.conn.Connected()
+		if reconnected {
+			s.dropped = false
 		}
 		s.mu.Unlock()
 		if reconnected {

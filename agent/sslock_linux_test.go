@@ -37,14 +37,13 @@ func newKeyringCtl(t *testing.T) *keyringCtl {
 		t.Fatalf("session bus: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	w := newSSWatch()
-	w.mu.Lock()
-	c, err := w.connLocked()
+	w := newSSWatch(platformKeyring(5 * time.Second))
+	c, err := w.conn(t.Context())
 	var p dbus.ObjectPath
 	if err == nil {
+		t.Cleanup(func() { c.Close() })
 		p, err = w.collection(t.Context(), c)
 	}
-	w.mu.Unlock()
 	if err != nil {
 		t.Fatalf("find the collection: %v", err)
 	}
@@ -190,4 +189,62 @@ func inOwnKeyring(t *testing.T) bool {
 	}
 	t.Logf("ran in a private D-Bus session and keyring:\n%s", out)
 	return false
+}
+
+// ownConnections returns the unique bus names of this process's
+// connections to the session bus, as the bus itself reports them.
+func ownConnections(t *testing.T, bus *dbus.Conn) map[string]bool {
+	t.Helper()
+	var names []string
+	if err := bus.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil {
+		t.Fatalf("ListNames: %v", err)
+	}
+	own := map[string]bool{}
+	for _, n := range names {
+		if !strings.HasPrefix(n, ":") {
+			continue
+		}
+		var pid uint32
+		if bus.BusObject().Call("org.freedesktop.DBus.GetConnectionUnixProcessID", 0, n).Store(&pid) == nil && int(pid) == os.Getpid() {
+			own[n] = true
+		}
+	}
+	return own
+}
+
+// TestKeychainOneConnection: a Keychain's lock checks and its writes
+// share one session-bus connection (the bus lists one new connection of
+// this process after both), and the check still sees the collection.
+func TestKeychainOneConnection(t *testing.T) {
+	k := secretService(t)
+	bus, err := dbus.SessionBusPrivateNoAutoStartup()
+	if err == nil {
+		err = bus.Auth(nil)
+	}
+	if err == nil {
+		err = bus.Hello()
+	}
+	if err != nil {
+		t.Fatalf("session bus: %v", err)
+	}
+	defer bus.Close()
+	before := ownConnections(t, bus)
+	if err := k.Writable(t.Context()); err != nil {
+		t.Fatalf("Writable: %v", err)
+	}
+	if err := k.Put("work", testSecret); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := k.StoreState(t.Context()); err != nil {
+		t.Fatalf("StoreState after the write: %v", err)
+	}
+	var added []string
+	for n := range ownConnections(t, bus) {
+		if !before[n] {
+			added = append(added, n)
+		}
+	}
+	if len(added) != 1 {
+		t.Fatalf("new connections of this process after a check and a write: got %q, want one", added)
+	}
 }

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/zalando/go-keyring"
 )
 
 // The Secret Service API (https://specifications.freedesktop.org/secret-service-spec/latest/),
@@ -31,44 +31,37 @@ const (
 
 // ssWatch watches the lock state of the collection go-keyring uses
 // (the "login" collection when there is one, else the default alias) over
-// a private session-bus connection. It never autolaunches a bus: with no
-// session bus address (DBUS_SESSION_BUS_ADDRESS unset and no
+// the Keychain's kept Secret Service connection (ssConn in
+// secretservice_unix.go): one session-bus connection per Keychain serves
+// the writes, this watcher and the unlock prompt. It never autolaunches a
+// bus: with no session bus address (DBUS_SESSION_BUS_ADDRESS unset and no
 // $XDG_RUNTIME_DIR/bus) it answers ErrNoKeychain, and the Keychain then
 // never calls go-keyring, whose dbus.SessionBus() would run dbus-launch and
 // leave a dbus-daemon and a keyring daemon behind.
 type ssWatch struct {
-	mu   sync.Mutex // guards conn; held for the whole of a call
-	conn *dbus.Conn
+	bus *ssConn
 }
 
-func newSSWatch() *ssWatch { return &ssWatch{} }
-
-// connLocked returns the connection, dialling it when there is none or it
-// dropped. Called with s.mu held.
-func (s *ssWatch) connLocked() (*dbus.Conn, error) {
-	if s.conn != nil && s.conn.Connected() {
-		return s.conn, nil
+// newSSWatch returns the watcher for kr, the Keychain's keyring provider,
+// sharing its connection.
+func newSSWatch(kr keyring.Keyring) *ssWatch {
+	if k, ok := kr.(ssKeyring); ok {
+		return &ssWatch{bus: k.ss}
 	}
-	// SessionBusPrivateNoAutoStartup: the address from the environment or
-	// $XDG_RUNTIME_DIR/bus, never dbus-launch.
-	c, err := dbus.SessionBusPrivateNoAutoStartup()
+	return &ssWatch{bus: newSSConn(DefaultKeychainTimeout)}
+}
+
+// conn returns the shared connection, made when there is none or it
+// dropped. godbus connections are safe for concurrent use.
+func (s *ssWatch) conn(ctx context.Context) (*dbus.Conn, error) {
+	c, err := s.bus.busConn(ctx)
 	if err != nil {
 		return nil, &causeError{sentinel: ErrNoKeychain, detail: fmt.Errorf("no D-Bus session bus: %w", err)}
 	}
-	if err := c.Auth(nil); err != nil {
-		c.Close()
-		return nil, &causeError{sentinel: ErrNoKeychain, detail: fmt.Errorf("session bus: %w", err)}
-	}
-	if err := c.Hello(); err != nil {
-		c.Close()
-		return nil, &causeError{sentinel: ErrNoKeychain, detail: fmt.Errorf("session bus: %w", err)}
-	}
-	s.conn = c
 	return c, nil
 }
 
 // collection returns the path of the collection go-keyring writes to.
-// Called with s.mu held.
 func (s *ssWatch) collection(ctx context.Context, c *dbus.Conn) (dbus.ObjectPath, error) {
 	svc := c.Object(slBus, slPath)
 	v, err := getProperty(ctx, svc, slService+".Collections")
@@ -96,9 +89,7 @@ func (s *ssWatch) collection(ctx context.Context, c *dbus.Conn) (dbus.ObjectPath
 // ErrKeychainLocked when it is locked, and one wrapping ErrNoKeychain when
 // there is no Secret Service to ask. It never prompts.
 func (s *ssWatch) check(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, err := s.connLocked()
+	c, err := s.conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -119,16 +110,13 @@ func (s *ssWatch) check(ctx context.Context) error {
 // unlock asks the Secret Service to unlock the collection, which shows the
 // desktop's unlock prompt, and waits for the answer or ctx. Only `ncagent
 // unlock` (a user at a terminal or the tray) calls it.
-//
-// s.mu is not held while the prompt waits: check keeps answering.
+// check keeps answering while the prompt waits.
 func (s *ssWatch) unlock(ctx context.Context) error {
-	s.mu.Lock()
-	c, err := s.connLocked()
-	var p dbus.ObjectPath
-	if err == nil {
-		p, err = s.collection(ctx, c)
+	c, err := s.conn(ctx)
+	if err != nil {
+		return err
 	}
-	s.mu.Unlock()
+	p, err := s.collection(ctx, c)
 	if err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func (k *keyringCtl) lock(t testing.TB) {
 	t.Helper()
 	var locked []dbus.ObjectPath
 	var prompt dbus.ObjectPath
-	err := k.conn.Object(slBus, slPath).Call(slService+".Lock", 0, []dbus.ObjectPath{k.coll}).Store(&locked, &prompt)
+	err := k.conn.Object(ssName, ssPath).Call(ssService+".Lock", 0, []dbus.ObjectPath{k.coll}).Store(&locked, &prompt)
 	if err != nil || prompt != slNoObject {
 		t.Fatalf("lock %s: got (%v, prompt %s), want locked without a prompt", k.coll, err, prompt)
 	}
@@ -68,13 +68,13 @@ func (k *keyringCtl) lock(t testing.TB) {
 // prompt).
 func (k *keyringCtl) unlock(t testing.TB) {
 	t.Helper()
-	svc := k.conn.Object(slBus, slPath)
+	svc := k.conn.Object(ssName, ssPath)
 	var out dbus.Variant
 	var session dbus.ObjectPath
-	if err := svc.Call(slService+".OpenSession", 0, "plain", dbus.MakeVariant("")).Store(&out, &session); err != nil {
+	if err := svc.Call(ssService+".OpenSession", 0, "plain", dbus.MakeVariant("")).Store(&out, &session); err != nil {
 		t.Fatalf("open session: %v", err)
 	}
-	defer k.conn.Object(slBus, session).Call("org.freedesktop.Secret.Session.Close", 0)
+	defer k.conn.Object(ssName, session).Call("org.freedesktop.Secret.Session.Close", 0)
 	master := struct {
 		Session     dbus.ObjectPath
 		Parameters  []byte

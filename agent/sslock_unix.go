@@ -17,14 +17,10 @@ import (
 // items) calls Unlock before every operation, which shows a prompt when the
 // collection is locked; ncagent asks the collection's Locked property first
 // instead, so that no background request ever prompts, and calls Unlock
-// only for `ncagent unlock`.
+// only for `ncagent unlock`. The service, collection and path names are
+// secretservice_unix.go's.
 const (
-	slBus          = "org.freedesktop.secrets"
-	slPath         = dbus.ObjectPath("/org/freedesktop/secrets")
-	slService      = "org.freedesktop.Secret.Service"
-	slCollection   = "org.freedesktop.Secret.Collection"
 	slPrompt       = "org.freedesktop.Secret.Prompt"
-	slLoginPath    = dbus.ObjectPath("/org/freedesktop/secrets/collection/login")
 	slDefaultAlias = "default"
 	slNoObject     = dbus.ObjectPath("/")
 )
@@ -63,20 +59,20 @@ func (s *ssWatch) conn(ctx context.Context) (*dbus.Conn, error) {
 
 // collection returns the path of the collection go-keyring writes to.
 func (s *ssWatch) collection(ctx context.Context, c *dbus.Conn) (dbus.ObjectPath, error) {
-	svc := c.Object(slBus, slPath)
-	v, err := getProperty(ctx, svc, slService+".Collections")
+	svc := c.Object(ssName, ssPath)
+	v, err := getProperty(ctx, svc, ssService+".Collections")
 	if err != nil {
 		return "", translateSSError(err)
 	}
 	if paths, ok := v.Value().([]dbus.ObjectPath); ok {
 		for _, p := range paths {
-			if p == slLoginPath {
+			if p == ssLogin {
 				return p, nil
 			}
 		}
 	}
 	var p dbus.ObjectPath
-	if err := svc.CallWithContext(ctx, slService+".ReadAlias", 0, slDefaultAlias).Store(&p); err != nil {
+	if err := svc.CallWithContext(ctx, ssService+".ReadAlias", 0, slDefaultAlias).Store(&p); err != nil {
 		return "", translateSSError(err)
 	}
 	if p == slNoObject {
@@ -97,7 +93,7 @@ func (s *ssWatch) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	v, err := getProperty(ctx, c.Object(slBus, p), slCollection+".Locked")
+	v, err := getProperty(ctx, c.Object(ssName, p), ssCollection+".Locked")
 	if err != nil {
 		return translateSSError(err)
 	}
@@ -122,7 +118,7 @@ func (s *ssWatch) unlock(ctx context.Context) error {
 	}
 	var unlocked []dbus.ObjectPath
 	var prompt dbus.ObjectPath
-	if err := c.Object(slBus, slPath).CallWithContext(ctx, slService+".Unlock", 0, []dbus.ObjectPath{p}).Store(&unlocked, &prompt); err != nil {
+	if err := c.Object(ssName, ssPath).CallWithContext(ctx, ssService+".Unlock", 0, []dbus.ObjectPath{p}).Store(&unlocked, &prompt); err != nil {
 		return translateSSError(err)
 	}
 	if prompt == slNoObject {
@@ -138,7 +134,7 @@ func (s *ssWatch) unlock(ctx context.Context) error {
 	defer c.RemoveSignal(ch)
 	// "window-id: Platform specific window handle to use for showing the
 	// prompt"; empty: none.
-	if err := c.Object(slBus, prompt).CallWithContext(ctx, slPrompt+".Prompt", 0, "").Err; err != nil {
+	if err := c.Object(ssName, prompt).CallWithContext(ctx, slPrompt+".Prompt", 0, "").Err; err != nil {
 		return translateSSError(err)
 	}
 	for {
@@ -152,7 +148,7 @@ func (s *ssWatch) unlock(ctx context.Context) error {
 			}
 			return nil
 		case <-ctx.Done():
-			c.Object(slBus, prompt).Call(slPrompt+".Dismiss", 0)
+			c.Object(ssName, prompt).Call(slPrompt+".Dismiss", 0)
 			return fmt.Errorf("waiting for the unlock prompt: %w", ctx.Err())
 		}
 	}

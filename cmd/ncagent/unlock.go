@@ -60,7 +60,7 @@ Exit codes: 0 unlocked, 2 no passphrase could be read, 3 no agent runs,
 		return clientExit(e, path, err)
 	}
 	if r.State != "unlocked" && r.NeedsPassphrase {
-		pass, err := readPassphrase(e, *passFile, r)
+		pass, err := readPassphrase(ctx, e, *passFile, r)
 		if err != nil {
 			errorf(e, "%v", err)
 			return exitUsage
@@ -132,7 +132,7 @@ func printStore(e *env, r ipc.StoreResponse, asJSON bool) {
 
 // readPassphrase reads the passphrase from file (- for stdin), else from
 // the terminal without echo (twice for a new store).
-func readPassphrase(e *env, file string, r ipc.StoreResponse) ([]byte, error) {
+func readPassphrase(ctx context.Context, e *env, file string, r ipc.StoreResponse) ([]byte, error) {
 	if file != "" {
 		var src io.Reader = e.stdin
 		if file != "-" {
@@ -165,11 +165,11 @@ func readPassphrase(e *env, file string, r ipc.StoreResponse) ([]byte, error) {
 	if r.NeedsCreate {
 		prompt = "new passphrase for the file store " + r.Path + ": "
 	}
-	pass, err := askHidden(e, f, prompt)
+	pass, err := askHidden(ctx, e, f, prompt)
 	if err != nil || !r.NeedsCreate {
 		return pass, err
 	}
-	again, err := askHidden(e, f, "the same passphrase again: ")
+	again, err := askHidden(ctx, e, f, "the same passphrase again: ")
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +182,35 @@ func readPassphrase(e *env, file string, r ipc.StoreResponse) ([]byte, error) {
 }
 
 // askHidden prompts on stderr and reads a line from the terminal f
-// without echo.
-func askHidden(e *env, f *os.File, prompt string) ([]byte, error) {
+// without echo. Ctrl-C (ctx, main's signal context) ends it at once with
+// the terminal's echo back: term.ReadPassword itself would wait in read(2)
+// for a line, as main catches SIGINT.
+func askHidden(ctx context.Context, e *env, f *os.File, prompt string) ([]byte, error) {
+	fd := int(f.Fd())
+	saved, err := term.GetState(fd)
+	if err != nil {
+		return nil, fmt.Errorf("read the passphrase: %w", err)
+	}
 	fmt.Fprint(e.stderr, prompt)
-	pass, err := term.ReadPassword(int(f.Fd()))
+	type line struct {
+		pass []byte
+		err  error
+	}
+	got := make(chan line, 1)
+	go func() {
+		pass, err := term.ReadPassword(fd)
+		got <- line{pass, err}
+	}()
+	var l line
+	select {
+	case l = <-got:
+	case <-ctx.Done():
+		term.Restore(fd, saved) // the reader is left blocked; the process exits
+		fmt.Fprintln(e.stderr)
+		return nil, errors.New("interrupted: nothing was unlocked")
+	}
 	fmt.Fprintln(e.stderr)
+	pass, err := l.pass, l.err
 	if err != nil {
 		return nil, fmt.Errorf("read the passphrase: %w", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"maps"
 	"reflect"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/recovery"
 )
 
 // filesStamp fingerprints the contents of config.toml and the state file,
@@ -56,7 +58,7 @@ func (a *Agent) watchFiles(ctx context.Context) {
 			return
 		case <-hup:
 			a.log.Info("config reload requested (SIGHUP)")
-			a.Reload()
+			a.reloadGuarded()
 		case <-tick.C:
 			a.mu.Lock()
 			old := a.stamp
@@ -67,7 +69,7 @@ func (a *Agent) watchFiles(ctx context.Context) {
 				pending = ""
 			case now == pending:
 				pending = ""
-				a.Reload()
+				a.reloadGuarded()
 			default:
 				pending = now
 			}
@@ -241,4 +243,12 @@ func (a *Agent) saveSignedIn(name string, ac *AccountConfig) error {
 		}
 	}
 	return a.Reload()
+}
+
+// reloadGuarded is Reload for the watcher goroutine, which runs outside
+// net/http's per-request recover: a panic is logged with its stack (never
+// its value, see internal/recovery) and the old config stays in force.
+func (a *Agent) reloadGuarded() {
+	defer func() { recovery.Log(a.log, "config reload", recover()) }()
+	a.Reload()
 }

@@ -22,7 +22,7 @@ const keepAliveRetry = 30 * time.Second
 // Run must be called at most once at a time.
 func (b *Broker) Run(ctx context.Context) error {
 	for {
-		next := b.runDue(ctx)
+		next := b.runDueGuarded(ctx)
 		var timer <-chan time.Time
 		var t *time.Timer
 		if !next.IsZero() {

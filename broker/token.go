@@ -413,8 +413,10 @@ func (b *Broker) refreshWith(ctx context.Context, a *account, cfg Account, secre
 		actx, acancel := context.WithTimeout(withAnswerWait(context.WithoutCancel(ctx)), b.stop.answerWait)
 		go func() {
 			defer acancel()
-			body, err := b.postForm(actx, "refresh", cfg, endpoint, form)
-			done <- postResult{body, err}
+			r := postResult{err: errPanicked}
+			defer func() { done <- r }()
+			defer b.guard("refresh request")
+			r.body, r.err = b.postForm(actx, "refresh", cfg, endpoint, form)
 		}()
 		wait := time.NewTimer(b.stop.callerWait)
 		defer wait.Stop()
@@ -492,6 +494,7 @@ func settled(err error, bound time.Duration) error {
 // releases the chain.
 func (b *Broker) finishDetached(a *account, cfg Account, secret Secret, aud string, scopes []string, done <-chan postResult) {
 	defer a.unlock()
+	defer b.guard("refresh whose caller gave up")
 	r := <-done
 	if r.err != nil {
 		b.log.Info("refresh whose caller gave up failed", "account", a.name, "err", r.err.Error())

@@ -113,9 +113,13 @@ func (r signInRequest) userAgent() string {
 }
 
 // send sends req with r's client and returns the status and body of the
-// answer. A transport fault, HTTP 429 or 5xx is an error wrapping
-// broker.ErrUnavailable; a refused redirect wraps broker.ErrRedirect; the
-// end of ctx is loginFlowCtxErr. No error quotes a body.
+// answer. A transport fault, HTTP 429, 502, 503 or 504 is an error
+// wrapping broker.ErrUnavailable (the server or its gateway says it cannot
+// answer now); any other status, 500 included, is returned for the caller
+// to judge: a Nextcloud that answers 500 is up and failing, and "try again
+// later" would be the wrong advice. A refused redirect wraps
+// broker.ErrRedirect; the end of ctx is loginFlowCtxErr. No error quotes a
+// body.
 func (r signInRequest) send(ctx context.Context, op string, req *http.Request) (int, []byte, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := r.HTTP.Do(req)
@@ -132,7 +136,7 @@ func (r signInRequest) send(ctx context.Context, op string, req *http.Request) (
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: read: %w", op, err)
 	}
-	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+	if unavailableStatus(resp.StatusCode) {
 		return 0, nil, fmt.Errorf("%s: %w: HTTP %d", op, broker.ErrUnavailable, resp.StatusCode)
 	}
 	return resp.StatusCode, body, nil
@@ -152,6 +156,8 @@ func loginFlowStart(ctx context.Context, r signInRequest, server string) (loginF
 		return loginFlowInit{}, err
 	case status == http.StatusNotFound:
 		return loginFlowInit{}, fmt.Errorf("%s: %s has no Login Flow v2 (HTTP 404): check the server URL", op, server)
+	case status >= 500:
+		return loginFlowInit{}, fmt.Errorf("%s: %s answered HTTP %d, a fault of the server itself (not an outage): check its log (nextcloud.log) or ask its admin", op, server, status)
 	case status != http.StatusOK:
 		return loginFlowInit{}, fmt.Errorf("%s: HTTP %d", op, status)
 	}
@@ -201,6 +207,13 @@ func loginFlowPoll(ctx context.Context, r signInRequest, init loginFlowInit, dea
 			// The poll endpoint answers 404 until the user granted
 			// access (Login Flow v2 documentation).
 			failures = 0
+			continue
+		case status >= 500:
+			// A passing server fault while the user is signing in: poll on,
+			// as for an outage, but say what the server answered.
+			if failures++; failures >= maxPollFailures {
+				return loginFlowCredentials{}, fmt.Errorf("%s: the server answered HTTP %d %d times in a row: check its log (nextcloud.log)", op, status, failures)
+			}
 			continue
 		case status != http.StatusOK:
 			return loginFlowCredentials{}, fmt.Errorf("%s: HTTP %d", op, status)
@@ -292,4 +305,15 @@ func loginFlowCtxErr(ctx context.Context, r signInRequest) error {
 		return fmt.Errorf("app-password sign-in: access was not granted within %s: %w", r.Timeout.Round(time.Second), ErrSignInTimeout)
 	}
 	return fmt.Errorf("app-password sign-in: %w", ctx.Err())
+}
+
+// unavailableStatus reports whether an HTTP status says the server cannot
+// answer now (RFC 9110 §15.6.3–15.6.5, RFC 6585 §4), as opposed to a
+// server that answered with a fault of its own.
+func unavailableStatus(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }

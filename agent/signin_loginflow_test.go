@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -238,6 +240,45 @@ func TestSignInLoginFlowServer(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Errorf("loginFlowServer(%q, %q): got %q, want %q", tt.asked, tt.returned, got, tt.want)
+			}
+		})
+	}
+}
+
+// A Nextcloud that answers 500 is up and failing: the sign-in says so and
+// is not "unavailable" (which the CLI reports as exit 5, try again later);
+// 502, 503, 504 and 429 are.
+func TestSignInLoginFlowServerFault(t *testing.T) {
+	for _, tc := range []struct {
+		status      int
+		unavailable bool
+	}{
+		{http.StatusInternalServerError, false},
+		{http.StatusNotImplemented, false},
+		{http.StatusBadGateway, true},
+		{http.StatusServiceUnavailable, true},
+		{http.StatusGatewayTimeout, true},
+		{http.StatusTooManyRequests, true},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tc.status)
+			}))
+			defer srv.Close()
+			log := newEventLog()
+			r := signInRequest{Account: "cloud", Server: srv.URL, HTTP: srv.Client(), Progress: log.progress}
+			_, err := signInAppPassword(context.Background(), r)
+			if err == nil {
+				t.Fatal("got success, want an error")
+			}
+			if got := errors.Is(err, broker.ErrUnavailable); got != tc.unavailable {
+				t.Errorf("error %q: wraps ErrUnavailable %v, want %v", err, got, tc.unavailable)
+			}
+			if want := fmt.Sprintf("HTTP %d", tc.status); !strings.Contains(err.Error(), want) {
+				t.Errorf("error: got %q, want it to name %q", err, want)
+			}
+			if !tc.unavailable && !strings.Contains(err.Error(), "not an outage") {
+				t.Errorf("error: got %q, want it to say the server itself failed", err)
 			}
 		})
 	}

@@ -441,11 +441,23 @@ func (a *Agent) Revoke(ctx context.Context, peer ipc.Peer, req ipc.RevokeRequest
 	}
 	name, _, err := a.account(req.Account)
 	if err != nil {
+		var we *ipc.Error
+		if req.Forget && errors.As(err, &we) && we.Code == ipc.CodeUnknownAccount && name != "" {
+			// A broken entry the agent does not serve: its secrets go anyway.
+			if ferr := a.forget(name, true); ferr != nil {
+				return ipc.RevokeResponse{}, ferr
+			}
+		}
 		return ipc.RevokeResponse{}, err
 	}
 	res, err := a.broker.Revoke(ctx, name)
 	if err != nil {
 		return ipc.RevokeResponse{}, wireError(name, err)
+	}
+	if req.Forget {
+		if err := a.forget(name, false); err != nil {
+			return ipc.RevokeResponse{}, err
+		}
 	}
 	a.log.Info("revoked", "account", name, "where", res.Where, "server_revoked", res.ServerRevoked, "peer_pid", peer.PID)
 	a.notify()
@@ -458,6 +470,22 @@ func (a *Agent) Revoke(ctx context.Context, peer ipc.Peer, req ipc.RevokeRequest
 		PurgedTokens:  res.PurgedTokens,
 		Note:          res.Note,
 	}, nil
+}
+
+// forget deletes the secrets of account name from the agent's store (see
+// ipc.RevokeRequest.Forget): its client secret, and its refresh token or
+// app password too when all (the broker's Revoke deletes that one).
+func (a *Agent) forget(name string, all bool) error {
+	if all {
+		if err := a.store.Delete(name); err != nil {
+			return wireError(name, fmt.Errorf("forget account %s: %w", name, err))
+		}
+	}
+	if err := a.store.DeleteClientSecret(name); err != nil {
+		return wireError(name, fmt.Errorf("forget account %s: delete client secret: %w", name, err))
+	}
+	a.log.Info("secrets forgotten", "account", name)
+	return nil
 }
 
 // wireError translates a broker error into the wire error of ARCHITECTURE.md.

@@ -16,6 +16,12 @@
 //	POST /v1/unlock    UnlockRequest   -> StoreResponse (see unlock.go)
 //	POST /v1/lock      LockRequest     -> StoreResponse
 //
+// A RevokeRequest with "forget": true (ncagent remove) also has the agent
+// delete the account's client secret from whichever store it uses, so no
+// client touches a keychain itself; for an account the agent does not
+// serve, it deletes the stored secrets of that name and answers
+// unknown_account.
+//
 // Errors are an Error body with the status documented for its code.
 // store_locked (503) says the agent's secret store (a locked keychain, a
 // file store not unlocked, no keychain at all) cannot take a rotated

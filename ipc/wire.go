@@ -172,6 +172,10 @@ type LoginEvent struct {
 // RevokeRequest is the body of POST /v1/revoke.
 type RevokeRequest struct {
 	Account string `json:"account"`
+	// Forget also deletes the account's other secrets (a confidential
+	// client's secret) from the agent's store, keychain or file store:
+	// ncagent remove sets it. Older agents ignore it (wire v1).
+	Forget bool `json:"forget,omitempty"`
 }
 
 // RevokeResponse answers /v1/revoke.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,16 +11,24 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/ncagent/ncagent/agent"
+	"github.com/ncagent/ncagent/broker"
 )
 
 // cmdFileStore: "filestore PASSFILE ACCOUNT..." opens the file store at
 // $NCAGENT_FILE_STORE with the passphrase in PASSFILE, remembers each
 // account's secret (so that secretfree looks for it) and checks it is a
 // refresh token the authorization server still accepts: the chain is
-// alive and the store holds its latest link.
+// alive and the store holds its latest link. "filestore -client PASSFILE
+// ACCOUNT..." checks each account's client secret is the confidential
+// client's. "! filestore PASSFILE ACCOUNT..." checks the store holds
+// neither a secret nor a client secret of any of the accounts.
 func cmdFileStore(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: filestore PASSFILE ACCOUNT...")
+	client := len(args) > 0 && args[0] == "-client"
+	if client {
+		args = args[1:]
+	}
+	if len(args) < 2 || (neg && client) {
+		ts.Fatalf("usage: [!] filestore [-client] PASSFILE ACCOUNT...")
 	}
 	pass, _, _ := strings.Cut(ts.ReadFile(args[0]), "\n")
 	f := agent.NewFileStore(agent.FileStoreOptions{Path: ts.Getenv("NCAGENT_FILE_STORE")})
@@ -28,13 +37,30 @@ func cmdFileStore(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	w := worldOf(ts)
 	for _, a := range args[1:] {
-		s, err := f.Get(a)
-		if err != nil {
-			ts.Fatalf("filestore: %v", err)
-		}
-		w.remember(s.Reveal())
-		if !w.idp.RefreshTokenActive(s.Reveal()) {
-			ts.Fatalf("filestore: the refresh token of %s is not active at the authorization server", a)
+		switch {
+		case neg:
+			for what, get := range map[string]func(string) (broker.Secret, error){"secret": f.Get, "client secret": f.GetClientSecret} {
+				if _, err := get(a); !errors.Is(err, broker.ErrNotFound) {
+					ts.Fatalf("filestore: the %s of %s is still in the store (%v)", what, a, err)
+				}
+			}
+		case client:
+			s, err := f.GetClientSecret(a)
+			if err != nil {
+				ts.Fatalf("filestore: %v", err)
+			}
+			if s.Reveal() != w.idp.ConfidentialSecret {
+				ts.Fatalf("filestore: the client secret of %s is not the confidential client's", a)
+			}
+		default:
+			s, err := f.Get(a)
+			if err != nil {
+				ts.Fatalf("filestore: %v", err)
+			}
+			w.remember(s.Reveal())
+			if !w.idp.RefreshTokenActive(s.Reveal()) {
+				ts.Fatalf("filestore: the refresh token of %s is not active at the authorization server", a)
+			}
 		}
 	}
 }

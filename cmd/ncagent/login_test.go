@@ -298,8 +298,15 @@ func cmdIdP(ts *testscript.TestScript, neg bool, args []string) {
 		checkCount(ts, "authorizations", idp.Authorizations(), args[1])
 	case !neg && len(args) == 3 && args[0] == "calls":
 		checkCount(ts, "token requests "+args[1], idp.Calls(args[1]), args[2])
+	case !neg && len(args) == 2 && args[0] == "confidential-secret":
+		// The random secret of this run's confidential client, 0600 in
+		// $WORK (a temporary directory), for --client-secret-file.
+		worldOf(ts).remember(idp.ConfidentialSecret)
+		if err := os.WriteFile(ts.MkAbs(args[1]), []byte(idp.ConfidentialSecret+"\n"), 0o600); err != nil {
+			ts.Fatalf("idp confidential-secret: %v", err)
+		}
 	default:
-		ts.Fatalf("usage: idp deny [ERROR] | iss VALUE | authorizations N | calls GRANT_TYPE N")
+		ts.Fatalf("usage: idp deny [ERROR] | iss VALUE | authorizations N | calls GRANT_TYPE N | confidential-secret FILE")
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/agent"
-	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -21,8 +20,9 @@ func init() {
 
 func runRemove(ctx context.Context, e *env, args []string) int {
 	fs := newFlagSet(e, "remove", "ACCOUNT", `Remove ACCOUNT: revoke its access at the server where possible (as
-ncagent revoke does), delete its secrets from the keychain, drop its cached
-tokens, and forget the account. On a terminal it asks first; scripts pass
+ncagent revoke does), have the agent delete its secrets from its store
+(keychain or file store) and drop its cached tokens, and forget the
+account. On a terminal it asks first; scripts pass
 --yes.
 
 An account you defined in config.toml stays there (ncagent never edits that
@@ -60,15 +60,15 @@ file): remove its [accounts.ACCOUNT] table yourself.`)
 		}
 	}
 
-	// Revoke through the agent: it owns the refresh chain, the keychain
-	// entry and the cached tokens.
+	// Revoke and forget through the agent: it owns the refresh chain, the
+	// secret store (keychain or file store) and the cached tokens.
 	cl, path, err := cf.connect(ctx, e)
 	if err != nil {
 		return clientExit(e, path, err)
 	}
 	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	r, err := cl.Revoke(rctx, ipc.RevokeRequest{Account: account})
+	r, err := cl.Revoke(rctx, ipc.RevokeRequest{Account: account, Forget: true})
 	var we *ipc.Error
 	switch {
 	case err == nil:
@@ -78,14 +78,6 @@ file): remove its [accounts.ACCOUNT] table yourself.`)
 	default:
 		return clientExit(e, path, err)
 	}
-	if broker.ClientAuth(ac.ClientAuth) != "" && broker.ClientAuth(ac.ClientAuth) != broker.ClientAuthNone {
-		kc := agent.NewKeychain(envOr(e, "NCAGENT_KEYRING_SERVICE", "ncagent"), 10*time.Second)
-		if err := kc.DeleteClientSecret(account); err != nil {
-			errorf(e, "the client secret of %s could not be deleted from the keychain: %v", account, err)
-			return exitError
-		}
-	}
-
 	origin := files.Origin(account)
 	if origin != agent.OriginConfig {
 		err = agent.UpdateState(files.StatePath, func(st *agent.Config) error {

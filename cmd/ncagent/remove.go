@@ -54,7 +54,13 @@ file): remove its [accounts.ACCOUNT] table yourself.`)
 			return exitUsage
 		}
 		fmt.Fprintf(e.stderr, "Remove account %s (%s at %s)? Its access is revoked and its secret deleted. [y/N] ", account, dash(ac.User), dash(ac.Server))
-		if !confirmed(e.stdin) {
+		yes, err := confirmed(ctx, e.stdin)
+		if err != nil {
+			fmt.Fprintln(e.stderr)
+			errorf(e, "%v: nothing removed", err)
+			return exitInterrupted
+		}
+		if !yes {
 			fmt.Fprintln(e.stderr, "ncagent: nothing removed")
 			return exitError
 		}
@@ -123,12 +129,18 @@ func isTerminal(r io.Reader) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// confirmed reads one line and reports whether it says yes.
-func confirmed(r io.Reader) bool {
-	line, _ := bufio.NewReader(r).ReadString('\n')
-	switch strings.ToLower(strings.TrimSpace(line)) {
-	case "y", "yes":
-		return true
+// confirmed reads one line and reports whether it says yes. Ctrl-C (ctx)
+// ends it at once with errInterrupted (see readInterruptible).
+func confirmed(ctx context.Context, r io.Reader) (bool, error) {
+	line, err := readInterruptible(ctx, func() ([]byte, error) {
+		return bufio.NewReader(r).ReadBytes('\n')
+	})
+	if errors.Is(err, errInterrupted) {
+		return false, err
 	}
-	return false
+	switch strings.ToLower(strings.TrimSpace(string(line))) {
+	case "y", "yes":
+		return true, nil
+	}
+	return false, nil
 }

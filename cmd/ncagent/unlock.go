@@ -183,8 +183,7 @@ func readPassphrase(ctx context.Context, e *env, file string, r ipc.StoreRespons
 
 // askHidden prompts on stderr and reads a line from the terminal f
 // without echo. Ctrl-C (ctx, main's signal context) ends it at once with
-// the terminal's echo back: term.ReadPassword itself would wait in read(2)
-// for a line, as main catches SIGINT.
+// the terminal's echo back (see readInterruptible).
 func askHidden(ctx context.Context, e *env, f *os.File, prompt string) ([]byte, error) {
 	fd := int(f.Fd())
 	saved, err := term.GetState(fd)
@@ -192,25 +191,13 @@ func askHidden(ctx context.Context, e *env, f *os.File, prompt string) ([]byte, 
 		return nil, fmt.Errorf("read the passphrase: %w", err)
 	}
 	fmt.Fprint(e.stderr, prompt)
-	type line struct {
-		pass []byte
-		err  error
-	}
-	got := make(chan line, 1)
-	go func() {
-		pass, err := term.ReadPassword(fd)
-		got <- line{pass, err}
-	}()
-	var l line
-	select {
-	case l = <-got:
-	case <-ctx.Done():
-		term.Restore(fd, saved) // the reader is left blocked; the process exits
+	pass, err := readInterruptible(ctx, func() ([]byte, error) { return term.ReadPassword(fd) })
+	if errors.Is(err, errInterrupted) {
+		term.Restore(fd, saved)
 		fmt.Fprintln(e.stderr)
 		return nil, errors.New("interrupted: nothing was unlocked")
 	}
 	fmt.Fprintln(e.stderr)
-	pass, err := l.pass, l.err
 	if err != nil {
 		return nil, fmt.Errorf("read the passphrase: %w", err)
 	}

@@ -68,8 +68,18 @@ refresh_token, client_secret...) is refused.
   cache_exchanged   cache exchanged tokens (default false)
   exchange_fallback_refresh  answer a refused exchange with a refresh-grant
                     token (default false; off is safer)
-  redirect_host     loopback host of the browser sign-in redirect: localhost
-                    (default) or 127.0.0.1
+  redirect_host     loopback host of the browser sign-in redirect URI:
+                    "localhost" or "127.0.0.1" (default: localhost on the
+                    Nextcloud oidc app, 127.0.0.1 elsewhere, RFC 8252 8.3);
+                    set what your client registration allows
+  tokens_per_grant  "one": keep a single live access token per account,
+                    replaced on every refresh, for providers whose refresh
+                    kills the previous token; "many": one per scope set and
+                    audience (default: one on the Nextcloud oidc app,
+                    many elsewhere)
+  exchange_params   extra form fields of token exchange requests (RFC 8693),
+                    e.g. Dex's connector_id; fields ncagent sets itself are
+                    refused (default: none)
 
 [accounts.NAME.endpoints]  override discovery (default: from the issuer's
   authorization, token, revocation, jwks, device_authorization, userinfo
@@ -90,6 +100,15 @@ Example config.toml:
   kind   = "app-password"
   server = "https://nc.example.org"
   keepalive = "off"
+
+  [accounts.dex]
+  kind             = "oidc"
+  server           = "https://files.example.net"
+  issuer           = "https://dex.example.net"
+  client_id        = "ncagent"
+  redirect_host    = "127.0.0.1"
+  tokens_per_grant = "one"
+  exchange_params  = { connector_id = "ldap" }
 
 An account you only tune (keepalive, ca_file...) needs just those keys in
 config.toml; sign-in keeps kind, server, user... in the state file.`

@@ -6,8 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/ncagent/ncagent/agent"
 )
 
 // runVerb runs the CLI in-process with env vars and returns its stdout.
@@ -64,25 +68,68 @@ func TestManPage(t *testing.T) {
 	}
 }
 
-// TestHelpConfig: ncagent help config documents every key of the config.
+// TestHelpConfig: ncagent help config documents every key of the config
+// files, each key taken from the toml tags of agent.Config by reflection,
+// so that a key added without documentation fails here.
 func TestHelpConfig(t *testing.T) {
 	out, code := runVerb(t, nil, "help", "config")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, key := range []string{"default_account", "log_level", "store", "identity_file", "kind", "server", "issuer", "client_id", "client_auth",
-		"scopes", "audience", "user", "display_name", "ca_file", "keepalive", "early_refresh", "accepted_audiences",
-		"allowed_algs", "cache_exchanged", "exchange_fallback_refresh", "redirect_host",
-		"authorization", "token", "revocation", "jwks", "device_authorization", "userinfo"} {
-		if !strings.Contains(out, "  "+key) && !strings.Contains(out, key+",") && !strings.Contains(out, ", "+key) {
+	tables, keys := configKeys(reflect.TypeFor[agent.Config](), "")
+	if len(keys) < 25 {
+		t.Fatalf("found only %d keys in agent.Config: %q", len(keys), keys)
+	}
+	for _, table := range tables {
+		if !strings.Contains(out, "["+table+"]") {
+			t.Errorf("help config lacks the table [%s]", table)
+		}
+	}
+	for _, key := range keys {
+		// An entry: the key first on its line, or in a list of keys.
+		entry := regexp.MustCompile(`(?m)^ +(\S+, )*` + regexp.QuoteMeta(key) + `(,| |$)`)
+		if !entry.MatchString(out) {
 			t.Errorf("help config does not document %q", key)
 		}
 	}
-	for _, s := range []string{"[accounts.NAME.endpoints]", "Example config.toml:", "NCAGENT_STATE", "SIGHUP"} {
+	for _, s := range []string{"Example config.toml:", "NCAGENT_STATE", "SIGHUP"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("help config lacks %q", s)
 		}
 	}
+	// The keys added for issue 9 are in the example too.
+	for _, key := range []string{"tokens_per_grant", "exchange_params", "redirect_host"} {
+		if !regexp.MustCompile(`(?m)^  ` + key + ` += `).MatchString(out) {
+			t.Errorf("the example of help config does not set %s", key)
+		}
+	}
+}
+
+// configKeys returns the tables (as help config names them: accounts.NAME)
+// and the keys of the TOML document t decodes, from its toml tags.
+func configKeys(t reflect.Type, prefix string) (tables, keys []string) {
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		ft := f.Type
+		table := name
+		if ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Pointer && ft.Elem().Elem().Kind() == reflect.Struct {
+			ft, table = ft.Elem().Elem(), name+".NAME"
+		}
+		if ft.Kind() != reflect.Struct {
+			keys = append(keys, name)
+			continue
+		}
+		if prefix != "" {
+			table = prefix + "." + table
+		}
+		tables = append(tables, table)
+		subTables, subKeys := configKeys(ft, table)
+		tables, keys = append(tables, subTables...), append(keys, subKeys...)
+	}
+	return tables, keys
 }
 
 // TestBashCompletion: the script parses (bash -n) and completes commands,

@@ -328,53 +328,8 @@ func (c *Config) Save(path string) error {
 	if err != nil {
 		return fmt.Errorf("config: save %s: %w", path, err)
 	}
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := writeAtomic(path, false, writeBytes(data)); err != nil {
 		return fmt.Errorf("config: save: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to path atomically: a temporary file (mode
-// 0600) in the same directory is written, synced and renamed over path;
-// the directory is created with mode 0700 when missing.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		done = true
-		return err
-	}
-	done = true
-	// Make the rename durable; not every platform can sync a directory.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -225,7 +225,7 @@ func (f *FileStore) writeSecrets(secrets map[string]string) error {
 		return err
 	}
 	defer clear(plain)
-	return writePrivate(f.path, func(w io.Writer) error {
+	return writeAtomic(f.path, true, func(w io.Writer) error {
 		aw, err := age.Encrypt(w, f.rcp)
 		if err != nil {
 			return err
@@ -367,7 +367,7 @@ func (f *FileStore) newPassphraseKey(passphrase []byte) (age.Identity, age.Recip
 	if f.workFactor > 0 {
 		sr.SetWorkFactor(f.workFactor)
 	}
-	err = writePrivate(f.keyPath, func(w io.Writer) error {
+	err = writeAtomic(f.keyPath, true, func(w io.Writer) error {
 		aw, err := age.Encrypt(w, sr)
 		if err != nil {
 			return err

@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // Private files: the file store's files are the user's alone. They are
@@ -68,48 +67,4 @@ func readPrivate(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrFileStoreDamaged, maxFileStoreSize)
 	}
 	return data, nil
-}
-
-// writePrivate replaces path with what write produces: a 0600 temporary
-// file in the same directory, fsync, rename over path, fsync of the
-// directory. An existing path that is not a private regular file is never
-// replaced.
-func writePrivate(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	if err := checkPrivateDir(dir, false); err != nil {
-		return err
-	}
-	if fi, err := os.Lstat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s: %w: not a regular file", path, ErrFileStoreUnsafe)
-		}
-		if err := checkPrivate(path, fi); err != nil {
-			return err
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*") // 0600
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
 }

@@ -239,7 +239,7 @@ func UpdateState(path string, change func(st *Config) error) error {
 	if err != nil {
 		return fmt.Errorf("state: encode: %w", err)
 	}
-	if err := writeFileAtomic(path, data); err != nil {
+	if err := writeAtomic(path, false, writeBytes(data)); err != nil {
 		return fmt.Errorf("state: save %s: %w", path, err)
 	}
 	return nil

@@ -188,7 +188,7 @@ user = "alice"
 
 	// A broken edit is logged and not applied. (Written atomically: a
 	// moment of empty file would be a valid config with no account.)
-	writeFileAtomic(cfgPath, []byte("[accounts.home\n"))
+	writeAtomic(cfgPath, false, writeBytes([]byte("[accounts.home\n")))
 	waitFor("broken config logged", func() bool { return strings.Contains(logs.String(), "config not reloaded") })
 	if got := names(); !slices.Equal(got, []string{"home", "work"}) {
 		t.Fatalf("after a broken edit: got %q, want the previous accounts", got)
@@ -196,7 +196,7 @@ user = "alice"
 
 	// The state file (what the account verbs write) counts too; SIGHUP
 	// reloads even when the poll has not run yet.
-	writeFileAtomic(cfgPath, nil)
+	writeAtomic(cfgPath, false, writeBytes(nil))
 	if err := UpdateState(a.opts.StatePath, func(st *Config) error {
 		st.Accounts["lab"] = &AccountConfig{Kind: "app-password", Server: "https://lab.example", User: "carol"}
 		return nil
@@ -208,7 +208,7 @@ user = "alice"
 
 	// store and identity_file are read at start: a change says so and
 	// leaves the store in use alone.
-	writeFileAtomic(cfgPath, []byte("[agent]\nstore = \"file\"\nidentity_file = \"~/age.txt\"\n"))
+	writeAtomic(cfgPath, false, writeBytes([]byte("[agent]\nstore = \"file\"\nidentity_file = \"~/age.txt\"\n")))
 	waitFor("store change logged", func() bool {
 		return strings.Contains(logs.String(), "store and identity_file not applied") && strings.Contains(logs.String(), "ncagent stop")
 	})

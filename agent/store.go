@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/ncagent/ncagent/broker"
@@ -168,20 +167,10 @@ func openStore(opts Options, ac AgentConfig) (SecretStore, error) {
 	return s, nil
 }
 
-// expandHome makes "~/x" absolute; other paths must be absolute already.
+// expandHome is expandPath for an optional setting: empty stays empty.
 func expandHome(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", err
-		}
-		return filepath.Join(home, rest), nil
-	}
-	if !filepath.IsAbs(p) {
-		return "", fmt.Errorf("%q: use an absolute path or ~/", p)
-	}
-	return p, nil
+	return expandPath(p)
 }

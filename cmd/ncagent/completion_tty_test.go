@@ -122,3 +122,27 @@ func (m *tmuxTerm) waitFor(want string) {
 	}
 	m.t.Fatalf("the screen never showed %q:\n%s", want, screen)
 }
+
+// ncagentShell starts bash in a tmux terminal with ncagent on PATH, in a
+// fresh directory holding config.toml with config, and env (plus
+// NCAGENT_CONFIG) exported. It skips without tmux. It returns the
+// terminal, the directory, the config path and the full environment.
+func ncagentShell(t *testing.T, config string, env func(dir string) []string) (term *tmuxTerm, dir, cfg string, all []string) {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err != nil {
+		t.Skip("no tmux: apt-get install tmux (scripts/test does as root)")
+	}
+	bin, err := exec.LookPath("ncagent")
+	if err != nil {
+		t.Fatalf("ncagent is not on PATH: %v", err)
+	}
+	dir = t.TempDir()
+	cfg = filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	all = append([]string{"NCAGENT_CONFIG=" + cfg}, env(dir)...)
+	term = newTmux(t, dir, "bash --norc --noprofile", all...)
+	term.typeLine("export PATH=" + filepath.Dir(bin) + ":$PATH; cd " + dir)
+	return term, dir, cfg, all
+}

@@ -11,36 +11,22 @@ import (
 // real terminal (tmux): unlock exits 130 at once, as every verb does on
 // Ctrl-C, and the terminal has its echo back.
 func TestUnlockCtrlC(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("no tmux: apt-get install tmux (scripts/test does as root)")
-	}
-	bin, err := exec.LookPath("ncagent")
-	if err != nil {
-		t.Fatalf("ncagent is not on PATH: %v", err)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfg, []byte("[agent]\nstore = \"file\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "run"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"NCAGENT_CONFIG=" + cfg, "NCAGENT_SOCKET=" + filepath.Join(dir, "run", "agent.sock"),
-		"NCAGENT_FILE_STORE=" + filepath.Join(dir, "state", "secrets.age"), "DBUS_SESSION_BUS_ADDRESS=", "DISPLAY=", "WAYLAND_DISPLAY="}
+	term, dir, _, env := ncagentShell(t, "[agent]\nstore = \"file\"\n", func(dir string) []string {
+		if err := os.Mkdir(filepath.Join(dir, "run"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"NCAGENT_SOCKET=" + filepath.Join(dir, "run", "agent.sock"),
+			"NCAGENT_FILE_STORE=" + filepath.Join(dir, "state", "secrets.age"), "DBUS_SESSION_BUS_ADDRESS=", "DISPLAY=", "WAYLAND_DISPLAY="}
+	})
 	t.Cleanup(func() {
-		stop := exec.Command(bin, "stop")
+		stop := exec.Command("ncagent", "stop")
 		stop.Env = append(os.Environ(), env...)
 		stop.Run()
-	})
-	term := newTmux(t, dir, "bash --norc --noprofile", env...)
-	t.Cleanup(func() {
 		if t.Failed() {
 			log, _ := os.ReadFile(filepath.Join(dir, "agent.log"))
 			t.Logf("agent log:\n%s", log)
 		}
 	})
-	term.typeLine("export PATH=" + filepath.Dir(bin) + ":$PATH; cd " + dir)
 	term.typeLine("ncagent run --headless 2>agent.log & until ncagent status >/dev/null 2>&1; do sleep 0.1; done; echo U''P")
 	term.waitFor("\nUP\n")
 	term.typeLine("clear; ncagent unlock; echo rc=$?")

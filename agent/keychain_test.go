@@ -498,11 +498,26 @@ func TestKeychainBusWithoutSecretService(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("the Secret Service is Linux only")
 	}
+	sock := startDBusDaemon(t, t.TempDir())
+	runChild(t, "no-keychain", "DBUS_SESSION_BUS_ADDRESS=unix:path="+sock)
+}
+
+// TestKeychainMockProvider translates errors from go-keyring's own mock
+// provider. keyring.MockInitWithError replaces the process-wide provider
+// for good, so it runs in a child process.
+func TestKeychainMockProvider(t *testing.T) {
+	runChild(t, "mock-error")
+}
+
+// startDBusDaemon runs a private dbus-daemon with no service directories
+// (nothing is ever activated behind a test's back) listening on dir/bus,
+// stopped at the end of the test, and returns its socket path.
+func startDBusDaemon(t *testing.T, dir string) string {
+	t.Helper()
 	daemon, err := exec.LookPath("dbus-daemon")
 	if err != nil {
 		t.Skip("needs dbus-daemon (apt install dbus)")
 	}
-	dir := t.TempDir()
 	sock := filepath.Join(dir, "bus")
 	conf := filepath.Join(dir, "bus.conf")
 	err = os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -528,19 +543,11 @@ func TestKeychainBusWithoutSecretService(t *testing.T) {
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if _, err := os.Stat(sock); err == nil {
-			break
+			return sock
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("dbus-daemon did not create its socket")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	runChild(t, "no-keychain", "DBUS_SESSION_BUS_ADDRESS=unix:path="+sock)
-}
-
-// TestKeychainMockProvider translates errors from go-keyring's own mock
-// provider. keyring.MockInitWithError replaces the process-wide provider
-// for good, so it runs in a child process.
-func TestKeychainMockProvider(t *testing.T) {
-	runChild(t, "mock-error")
 }

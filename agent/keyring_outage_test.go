@@ -36,45 +36,11 @@ type privateKeyring struct {
 // D-Bus clients of the process must not have connected yet.
 func startPrivateBus(t *testing.T) *privateKeyring {
 	t.Helper()
-	daemon, err := exec.LookPath("dbus-daemon")
-	if err != nil {
-		t.Skip("needs dbus-daemon")
-	}
 	if _, err := exec.LookPath("gnome-keyring-daemon"); err != nil {
 		t.Skip("needs gnome-keyring-daemon")
 	}
 	dir := t.TempDir()
-	sock := filepath.Join(dir, "bus")
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=`+sock+`</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(daemon, "--config-file="+conf, "--nofork", "--nopidfile")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if _, err := os.Stat(sock); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("dbus-daemon did not create its socket")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sock := startDBusDaemon(t, dir)
 	addr := "unix:path=" + sock
 	data := filepath.Join(dir, "data")
 	os.Setenv("DBUS_SESSION_BUS_ADDRESS", addr)

@@ -26,17 +26,7 @@ func newKeyringCtl(t *testing.T) *keyringCtl {
 	if os.Getenv(ownKeyringEnv) != "1" {
 		t.Fatal("newKeyringCtl outside inOwnKeyring: locking the shared keyring disturbs other tests")
 	}
-	conn, err := dbus.SessionBusPrivateNoAutoStartup()
-	if err == nil {
-		err = conn.Auth(nil)
-	}
-	if err == nil {
-		err = conn.Hello()
-	}
-	if err != nil {
-		t.Fatalf("session bus: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := testSessionBus(t)
 	w := newSSWatch(platformKeyring(5 * time.Second))
 	c, err := w.conn(t.Context())
 	var p dbus.ObjectPath
@@ -97,17 +87,7 @@ type unlockWatch struct {
 
 func watchUnlocks(t *testing.T) *unlockWatch {
 	t.Helper()
-	conn, err := dbus.SessionBusPrivateNoAutoStartup()
-	if err == nil {
-		err = conn.Auth(nil)
-	}
-	if err == nil {
-		err = conn.Hello()
-	}
-	if err != nil {
-		t.Fatalf("session bus: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := testSessionBus(t)
 	rules := []string{
 		"type='method_call',interface='org.freedesktop.Secret.Service',member='Unlock'",
 		"type='method_call',interface='org.freedesktop.Secret.Prompt',member='Prompt'",
@@ -217,17 +197,7 @@ func ownConnections(t *testing.T, bus *dbus.Conn) map[string]bool {
 // this process after both), and the check still sees the collection.
 func TestKeychainOneConnection(t *testing.T) {
 	k := secretService(t)
-	bus, err := dbus.SessionBusPrivateNoAutoStartup()
-	if err == nil {
-		err = bus.Auth(nil)
-	}
-	if err == nil {
-		err = bus.Hello()
-	}
-	if err != nil {
-		t.Fatalf("session bus: %v", err)
-	}
-	defer bus.Close()
+	bus := testSessionBus(t)
 	before := ownConnections(t, bus)
 	if err := k.Writable(t.Context()); err != nil {
 		t.Fatalf("Writable: %v", err)
@@ -247,4 +217,20 @@ func TestKeychainOneConnection(t *testing.T) {
 	if len(added) != 1 {
 		t.Fatalf("new connections of this process after a check and a write: got %q, want one", added)
 	}
+}
+
+// testSessionBus connects to the test's session bus as the agent does
+// (sessionBusAddress: never an autolaunch), closed at the end of the test.
+func testSessionBus(t *testing.T) *dbus.Conn {
+	t.Helper()
+	addr, err := sessionBusAddress()
+	if err != nil {
+		t.Fatalf("session bus: %v", err)
+	}
+	conn, err := dbus.Connect(addr)
+	if err != nil {
+		t.Fatalf("session bus: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // fakeIdP is a scriptable token endpoint with refresh token rotation. By
@@ -221,7 +223,7 @@ type testBroker struct {
 	*Broker
 	store  *memStore
 	events *eventLog
-	clock  *fakeClock
+	clock  *testutil.Clock
 	sleeps []time.Duration
 	mu     sync.Mutex // guards sleeps
 }

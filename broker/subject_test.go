@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // unsignedToken builds a compact JWS from a header and claims with the
@@ -41,7 +43,7 @@ func unsignedToken(t testing.TB, header map[string]any, claims jwt.MapClaims, si
 
 // subjectFixture is an IdP with an RSA, an EC and an Ed25519 key.
 type subjectFixture struct {
-	clock *jwtClock
+	clock *testutil.Clock
 	srv   *jwksServer
 	rsa   jwtTestKey
 	ec    jwtTestKey
@@ -60,12 +62,12 @@ func newSubjectFixture(t testing.TB) *subjectFixture {
 }
 
 func (f *subjectFixture) cache() *jwksCache {
-	return newJWKSCache(f.srv.Client(), f.srv.URL, f.clock.now, 0)
+	return newJWKSCache(f.srv.Client(), f.srv.URL, f.clock.Now, 0)
 }
 
 func TestVerifySubject(t *testing.T) {
 	f := newSubjectFixture(t)
-	now := f.clock.now()
+	now := f.clock.Now()
 	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
 		c := validClaims(now)
 		if edit != nil {
@@ -240,8 +242,8 @@ func TestVerifySubjectNoKidTriesEachKey(t *testing.T) {
 	signer := rsaTestKey("signer", jwtRSAKeyA())
 	ec := jwtTestKey{kid: "ec", method: jwt.SigningMethodES256, priv: newECKey(t, elliptic.P256())}
 	srv := newJWKSServer(t, other, ec, signer)
-	cache := newJWKSCache(srv.Client(), srv.URL, clock.now, 0)
-	sub, err := cache.verify(t.Context(), signer.sign(t, validClaims(clock.now()), true), testPolicy)
+	cache := newJWKSCache(srv.Client(), srv.URL, clock.Now, 0)
+	sub, err := cache.verify(t.Context(), signer.sign(t, validClaims(clock.Now()), true), testPolicy)
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}
@@ -255,7 +257,7 @@ func TestVerifySubjectNoKidTriesEachKey(t *testing.T) {
 
 func TestVerifySubjectLeeway(t *testing.T) {
 	f := newSubjectFixture(t)
-	now := f.clock.now()
+	now := f.clock.Now()
 	tok := f.rsa.sign(t, jwt.MapClaims{"iss": testIssuer, "sub": "alice", "aud": testAudience, "exp": now.Unix()}, false)
 	tests := []struct {
 		leeway  time.Duration
@@ -269,8 +271,8 @@ func TestVerifySubjectLeeway(t *testing.T) {
 		{leeway: -time.Minute, advance: -time.Second, ok: true}, // negative leeway is treated as zero
 	}
 	for _, tt := range tests {
-		clock := &jwtClock{t: now.Add(tt.advance)}
-		cache := newJWKSCache(f.srv.Client(), f.srv.URL, clock.now, 0)
+		clock := testutil.NewClock(now.Add(tt.advance))
+		cache := newJWKSCache(f.srv.Client(), f.srv.URL, clock.Now, 0)
 		p := testPolicy
 		p.Leeway = tt.leeway
 		_, err := cache.verify(t.Context(), tok, p)
@@ -282,7 +284,7 @@ func TestVerifySubjectLeeway(t *testing.T) {
 
 func TestLooksLikeJWT(t *testing.T) {
 	f := newSubjectFixture(t)
-	valid := f.ed.sign(t, validClaims(f.clock.now()), false)
+	valid := f.ed.sign(t, validClaims(f.clock.Now()), false)
 	parts := strings.Split(valid, ".")
 	tests := []struct {
 		name  string
@@ -404,7 +406,7 @@ func signedBy(token string, pubs []crypto.PublicKey) bool {
 // minted here with throwaway keys.
 func FuzzVerifySubject(f *testing.F) {
 	fx := newSubjectFixture(f)
-	now := fx.clock.now()
+	now := fx.clock.Now()
 	cache := fx.cache()
 	pubs := []crypto.PublicKey{fx.rsa.priv.Public(), fx.ec.priv.Public(), fx.ed.priv.Public()}
 	// Signature checks must be confined to the published keys: the seeds

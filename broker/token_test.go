@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 func TestTokenRefreshAndCache(t *testing.T) {
@@ -484,11 +486,11 @@ func TestStorePutFailureKeepsChain(t *testing.T) {
 	go func() { done <- tb.Run(ctx) }()
 	tb.clock.Advance(2 * time.Minute)
 	tb.wake()
-	waitFor(t, func() bool { s, _ := tb.store.get("work"); return s == tb.memRefresh(t) })
-	waitFor(t, func() bool { st, _ := tb.AccountStatus("work"); return !st.Degraded })
+	testutil.WaitFor(t, 3*time.Second, "the rotated token stored", func() bool { s, _ := tb.store.get("work"); return s == tb.memRefresh(t) })
+	testutil.WaitFor(t, 3*time.Second, "work no longer degraded", func() bool { st, _ := tb.AccountStatus("work"); return !st.Degraded })
 	// Listeners (the tray) hear of the recovery: the last event carries
 	// no error.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, 3*time.Second, "an event of the recovery", func() bool {
 		tb.events.mu.Lock()
 		defer tb.events.mu.Unlock()
 		last := tb.events.ev[len(tb.events.ev)-1]
@@ -497,18 +499,6 @@ func TestStorePutFailureKeepsChain(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run: got %v, want nil", err)
-	}
-}
-
-// waitFor polls cond for up to 3 seconds.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 3s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -557,8 +547,8 @@ func TestKeepAlive(t *testing.T) {
 			go func() { done <- tb.Run(ctx) }()
 			// Run loads the account and refreshes at once: when the stored
 			// token was issued is unknown.
-			waitFor(t, func() bool { return f.refreshCalls() == 1 })
-			waitFor(t, func() bool { st, _ := tb.AccountStatus("work"); return !st.LastRefresh.IsZero() })
+			testutil.WaitFor(t, 3*time.Second, "the first refresh", func() bool { return f.refreshCalls() == 1 })
+			testutil.WaitFor(t, 3*time.Second, "a last refresh in the status", func() bool { st, _ := tb.AccountStatus("work"); return !st.LastRefresh.IsZero() })
 			a := tb.get("work")
 			a.mu.RLock()
 			next, refreshExp := a.nextKeep, a.refreshExp
@@ -578,7 +568,7 @@ func TestKeepAlive(t *testing.T) {
 			}
 			tb.clock.Advance(time.Second)
 			tb.wake()
-			waitFor(t, func() bool { return f.refreshCalls() == 2 })
+			testutil.WaitFor(t, 3*time.Second, "the keep-alive refresh", func() bool { return f.refreshCalls() == 2 })
 			if got := f.lastForm().Get("refresh_token"); got != "rt-1" {
 				t.Error("keep-alive did not use the current refresh token")
 			}
@@ -592,7 +582,7 @@ func TestKeepAlive(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- tb.Run(ctx) }()
-		waitFor(t, func() bool { st, _ := tb.AccountStatus("work"); return st.State == StateSignedIn })
+		testutil.WaitFor(t, 3*time.Second, "work signed in", func() bool { st, _ := tb.AccountStatus("work"); return st.State == StateSignedIn })
 		tb.clock.Advance(time.Hour)
 		tb.wake()
 		time.Sleep(20 * time.Millisecond)

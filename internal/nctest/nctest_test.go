@@ -6,9 +6,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // start begins a login flow as a client does and returns its answer.
@@ -182,26 +183,8 @@ func TestLoginFlow(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex // guards now
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestLoginFlowExpires(t *testing.T) {
-	clock := &fakeClock{now: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	s := New(t, Options{FlowLifetime: time.Minute, Now: clock.Now})
 
 	// Granted in time, polled too late: gone.
@@ -209,14 +192,14 @@ func TestLoginFlowExpires(t *testing.T) {
 	if err := s.Grant(login); err != nil {
 		t.Fatalf("grant: %v", err)
 	}
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	if got, _ := poll(t, s, endpoint, token); got != http.StatusNotFound {
 		t.Errorf("poll of an expired, granted flow: got HTTP %d, want 404", got)
 	}
 
 	// Opened too late: the page refuses and nothing is issued.
 	token, endpoint, login = start(t, s)
-	clock.Add(time.Minute + time.Second)
+	clock.Advance(time.Minute + time.Second)
 	if err := s.Grant(login); err == nil {
 		t.Errorf("granting an expired flow: got no error")
 	}

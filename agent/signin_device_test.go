@@ -16,40 +16,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
-// fakeClock is an injectable clock whose sleep advances time at once and
-// records how long it was asked to wait.
-type fakeClock struct {
-	mu     sync.Mutex // guards now and sleeps
-	now    time.Time
-	sleeps []time.Duration
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	c.sleeps = append(c.sleeps, d)
-	return nil
-}
-
-func (c *fakeClock) slept() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.sleeps)
-}
+// newFakeClock is the sign-in flows' clock in these tests: its sleep
+// advances it at once and records how long it was asked to wait.
+func newFakeClock() *testutil.Clock { return testutil.NewClock(time.Now()) }
 
 // Secrets the fake device IdP hands out.
 const (
@@ -169,7 +141,7 @@ func (d *deviceIdP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func deviceRequest(t *testing.T, d *deviceIdP, clock *fakeClock, log *eventLog) signInRequest {
+func deviceRequest(t *testing.T, d *deviceIdP, clock *testutil.Clock, log *eventLog) signInRequest {
 	return signInRequest{
 		Account:  "work",
 		Method:   MethodDevice,
@@ -181,7 +153,7 @@ func deviceRequest(t *testing.T, d *deviceIdP, clock *fakeClock, log *eventLog) 
 		HTTP:     testHTTPClient(t),
 		Progress: log.progress,
 		Now:      clock.Now,
-		sleep:    clock.sleep,
+		sleep:    clock.Sleep,
 	}
 }
 
@@ -214,7 +186,7 @@ func TestSignInDeviceSuccess(t *testing.T) {
 			if err != nil {
 				t.Fatalf("signInDevice: %v", err)
 			}
-			if got := clock.slept(); !slices.Equal(got, tt.wantSleeps) {
+			if got := clock.Slept(); !slices.Equal(got, tt.wantSleeps) {
 				t.Errorf("poll waits: got %v, want %v", got, tt.wantSleeps)
 			}
 			if res.Secret.Reveal() != testRefreshToken {

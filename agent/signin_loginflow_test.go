@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // Secrets the fake Nextcloud hands out.
@@ -94,7 +95,7 @@ func (nc *nextcloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func loginFlowRequest(t *testing.T, nc *nextcloud, clock *fakeClock, log *eventLog) signInRequest {
+func loginFlowRequest(t *testing.T, nc *nextcloud, clock *testutil.Clock, log *eventLog) signInRequest {
 	return signInRequest{
 		Account:  "cloud",
 		Method:   MethodAppPassword,
@@ -102,7 +103,7 @@ func loginFlowRequest(t *testing.T, nc *nextcloud, clock *fakeClock, log *eventL
 		HTTP:     testHTTPClient(t),
 		Progress: log.progress,
 		Now:      clock.Now,
-		sleep:    clock.sleep,
+		sleep:    clock.Sleep,
 		hostname: func() (string, error) { return "laptop", nil },
 	}
 }
@@ -140,7 +141,7 @@ func TestSignInLoginFlowSuccess(t *testing.T) {
 	if nc.polls != 4 || nc.badPolls != 0 || nc.verifies != 1 {
 		t.Errorf("polls, bad polls, verifications: got %d, %d, %d, want 4, 0, 1", nc.polls, nc.badPolls, nc.verifies)
 	}
-	for i, d := range clock.slept() {
+	for i, d := range clock.Slept() {
 		if d != 2*time.Second {
 			t.Errorf("wait %d: got %s, want 2s", i, d)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -47,29 +48,9 @@ func TestKeychainWritableLockState(t *testing.T) {
 	}
 }
 
-// stepClock is the agent's clock in the lock tests: stepping it ahead
-// makes cached tokens age, so that a request needs a refresh without
-// asking for more than the token lifetime.
-type stepClock struct {
-	mu  sync.Mutex // guards now
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) step(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // restartWithClock stops e's agent and starts another on the same config
 // and store, on clock, returning its client.
-func restartWithClock(t *testing.T, e *e2e, store SecretStore, clock *stepClock, suffix string) (*Agent, *ipc.Client) {
+func restartWithClock(t *testing.T, e *e2e, store SecretStore, clock *testutil.Clock, suffix string) (*Agent, *ipc.Client) {
 	t.Helper()
 	cfgPath := e.agent.opts.ConfigPath
 	e.agent.Close()
@@ -92,7 +73,10 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 	}
 	e := startE2E(t)
 	ctl := newKeyringCtl(t)
-	clock := &stepClock{now: time.Now()}
+	// The agent's clock: advancing it makes cached tokens age, so that a
+	// request needs a refresh without asking for more than the token
+	// lifetime.
+	clock := testutil.NewClock(time.Now())
 	agent, client := restartWithClock(t, e, e.kc, clock, "c")
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
@@ -127,7 +111,7 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 		before := e.idp.Calls("refresh_token")
 		// Two minutes on, a token of five has three left: asking for four
 		// needs a refresh.
-		clock.step(2 * time.Minute)
+		clock.Advance(2 * time.Minute)
 		tok, err := token(240)
 		var we *ipc.Error
 		switch {
@@ -187,7 +171,7 @@ func TestLockedKeychainNeverRotates(t *testing.T) {
 	ctl.unlock(t)
 	for i := range 3 {
 		before := e.idp.Calls("refresh_token")
-		clock.step(2 * time.Minute)
+		clock.Advance(2 * time.Minute)
 		if _, err := token(240); err != nil {
 			t.Fatalf("token %d after unlock: %v (the grant was lost?)", i, err)
 		}
@@ -227,14 +211,14 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 	// between its check and its write.
 	cfgPath := e.agent.opts.ConfigPath
 	racy := &afterCheck{Keychain: e.kc}
-	clock := &stepClock{now: time.Now()}
+	clock := testutil.NewClock(time.Now())
 	a, c := restartWithClock(t, e, racy, clock, "2")
 	// Load the account first (its first token is the stored sign-in's).
 	if _, err := c.Token(ctx, ipc.TokenRequest{Account: "work"}); err != nil {
 		t.Fatal(err)
 	}
 	racy.arm(func() { ctl.lock(t) })
-	clock.step(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	before := e.idp.Calls("refresh_token")
 	tok, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 240})
 	if err != nil {
@@ -250,7 +234,7 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 	}
 	// While locked, a forced refresh is refused without sending the old
 	// token again.
-	clock.step(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	if _, err := c.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 240}); err == nil {
 		t.Fatal("forced refresh while locked and unsaved: got a token, want store_locked")
 	} else if we := (*ipc.Error)(nil); !errors.As(err, &we) || we.Code != ipc.CodeStoreLocked {
@@ -270,7 +254,7 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 			t.Fatalf("the pending write did not land within 15s of the unlock: %+v", st.Accounts)
 		}
 		time.Sleep(100 * time.Millisecond)
-		clock.step(time.Second) // the agent's retry backoff runs on its clock
+		clock.Advance(time.Second) // the agent's retry backoff runs on its clock
 	}
 	a.Close()
 	// A third agent: the chain continues from the keychain.
@@ -282,7 +266,7 @@ func TestLockBetweenCheckAndWrite(t *testing.T) {
 	if _, err := c3.Token(ctx, ipc.TokenRequest{Account: "work"}); err != nil {
 		t.Fatalf("token after restart: %v", err)
 	}
-	clock.step(2 * time.Minute)
+	clock.Advance(2 * time.Minute)
 	before = e.idp.Calls("refresh_token")
 	tok, err = c3.Token(ctx, ipc.TokenRequest{Account: "work", MinValidSeconds: 240})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,18 +36,11 @@ type e2e struct {
 	secrets []string
 }
 
-func requireSecretService(t *testing.T) {
-	t.Helper()
-	if os.Getenv("NCAGENT_TEST_SECRET_SERVICE") != "1" {
-		t.Skip("no Secret Service: run the suite with scripts/test (it starts gnome-keyring under dbus-run-session)")
-	}
-}
-
 // startE2E provisions account "work" (signed in with scopes openid,
 // offline_access, files, calendar) and starts the agent.
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	idp := idptest.New(t, idptest.Options{})
 	service := "ncagent-e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	kc := NewKeychain(service, 5*time.Second)
@@ -65,11 +59,7 @@ func startE2E(t *testing.T) *e2e {
 	if err := cfg.Save(cfgPath); err != nil {
 		t.Fatalf("save config: %v", err)
 	}
-	sockDir, err := os.MkdirTemp("", "nce")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := testutil.ShortDir(t)
 	socket := filepath.Join(sockDir, "agent.sock")
 
 	logs := &syncBuffer{}
@@ -189,7 +179,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	if ex.IssuedTokenType != "urn:ietf:params:oauth:token-type:access_token" {
 		t.Errorf("exchange issued_token_type: got %q", ex.IssuedTokenType)
 	}
-	if _, _, aud := e.idp.Introspect(ex.AccessToken); !contains(aud, "nextcloud") {
+	if _, _, aud := e.idp.Introspect(ex.AccessToken); !slices.Contains(aud, "nextcloud") {
 		t.Errorf("exchanged token audience: got %q, want nextcloud", aud)
 	}
 	subject := e.idp.MintJWT(t, jwt.MapClaims{"iss": e.idp.Issuer(), "sub": "alice", "aud": "mcp-server",
@@ -248,13 +238,4 @@ func wantCode(t *testing.T, err error, code string) {
 	if we.Code != code {
 		t.Errorf("got error code %q (%s), want %q", we.Code, we.Message, code)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

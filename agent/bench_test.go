@@ -20,6 +20,7 @@ import (
 
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -197,11 +198,7 @@ func startBenchAgent(tb testing.TB, sink logSink) *benchAgent {
 	if err := cfg.Save(cfgPath); err != nil {
 		tb.Fatalf("save config: %v", err)
 	}
-	sockDir, err := os.MkdirTemp("", "ncb")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := testutil.ShortDir(tb)
 	socket := filepath.Join(sockDir, "agent.sock")
 
 	logs := newLogWatch(tb, sink)
@@ -370,7 +367,7 @@ func TestAgentLatencyReport(t *testing.T) {
 
 func latencyReport(t *testing.T, sink logSink) {
 	ba := startBenchAgent(t, sink)
-	t.Logf("%s: loadavg at start: %s", sink, loadavg())
+	t.Logf("%s: loadavg at start: %s", sink, testutil.Loadavg())
 
 	c := ipc.NewClient(ba.socket)
 	ka := timed(t, 2000, 30000, func() bool { return ba.token(t, c) != "" })
@@ -422,16 +419,6 @@ func latencyReport(t *testing.T, sink logSink) {
 		t.Fatalf("16 clients: got no requests measured")
 	}
 	t.Logf("%s: agent %d clients: req/s=%.0f %s", sink, clients, float64(len(all))/elapsed.Seconds(), all.summary())
-	t.Logf("%s: loadavg at end: %s", sink, loadavg())
+	t.Logf("%s: loadavg at end: %s", sink, testutil.Loadavg())
 	ba.noRefresh(t)
-}
-
-// loadavg returns the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -31,11 +31,13 @@ type chainRig struct {
 	logs    *syncBuffer
 	secrets []string
 	store   SecretStore // when set, the agent's store instead of kc (a wrapper of kc)
+	// stopWithin bounds a stop of an agent the rig started (default 10 s).
+	stopWithin time.Duration
 }
 
 func newChainRig(t *testing.T) *chainRig {
 	t.Helper()
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	idp := idptest.New(t, idptest.Options{})
 	service := "ncagent-chain-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	kc := NewKeychain(service, 5*time.Second)
@@ -48,7 +50,7 @@ func newChainRig(t *testing.T) *chainRig {
 	cfg := &Config{Accounts: map[string]*AccountConfig{
 		"work": {Kind: "oidc", Server: idp.Issuer(), Issuer: idp.Issuer(), ClientID: idptest.PublicClientID, Scopes: []string{"openid", "files"}},
 	}}
-	r := &chainRig{idp: idp, kc: kc, cfgPath: filepath.Join(dir, "config.toml"), times: filepath.Join(dir, "chain-times.json"),
+	r := &chainRig{idp: idp, kc: kc, cfgPath: filepath.Join(dir, "config.toml"), times: filepath.Join(dir, "chain-times.json"), stopWithin: 10 * time.Second,
 		logs: &syncBuffer{}, secrets: []string{tok.RefreshToken, tok.AccessToken}}
 	if err := cfg.Save(r.cfgPath); err != nil {
 		t.Fatalf("save config: %v", err)
@@ -69,9 +71,8 @@ func newChainRig(t *testing.T) *chainRig {
 
 // running is an agent of the rig serving on a socket; stop is its SIGTERM.
 type running struct {
-	client *ipc.Client
-	cancel context.CancelFunc
-	done   chan error
+	client  *ipc.Client
+	stopRun func() error
 }
 
 func (r *chainRig) start(t *testing.T) *running {
@@ -85,35 +86,21 @@ func (r *chainRig) start(t *testing.T) *running {
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
-	sockDir, err := os.MkdirTemp("", "ncc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	path := filepath.Join(sockDir, "agent.sock")
+	path := filepath.Join(testutil.ShortDir(t), "agent.sock")
 	ln, err := ipc.Listen(path)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rn := &running{client: ipc.NewClient(path), cancel: cancel, done: make(chan error, 1)}
-	go func() { rn.done <- a.Run(ctx, ln) }()
-	t.Cleanup(cancel)
-	return rn
+	run := func(ctx context.Context) error { return a.Run(ctx, ln) }
+	return &running{client: ipc.NewClient(path), stopRun: testutil.Serve(t, r.stopWithin, run)}
 }
 
 // stop is what SIGTERM does to `ncagent run`: it cancels Run's context and
-// waits for Run to return.
-func (rn *running) stop(t *testing.T, within time.Duration) {
+// waits up to the rig's stopWithin for Run to return.
+func (rn *running) stop(t *testing.T) {
 	t.Helper()
-	rn.cancel()
-	select {
-	case err := <-rn.done:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("agent run: %v", err)
-		}
-	case <-time.After(within):
-		t.Fatalf("agent did not stop within %s", within)
+	if err := rn.stopRun(); err != nil {
+		t.Fatalf("agent: %v", err)
 	}
 }
 
@@ -155,7 +142,7 @@ func TestStopWhileRefreshInFlight(t *testing.T) {
 			wg.Go(func() { rn.client.Token(context.Background(), ipc.TokenRequest{Account: "work", Scopes: sc}) })
 		}
 		time.Sleep(time.Duration(rand.Int64N(int64(delay + 100*time.Millisecond))))
-		rn.stop(t, 10*time.Second)
+		rn.stop(t)
 		wg.Wait()
 		r.grantAlive(t, fmt.Sprintf("stop %d (answer %s late)", i, delay.Round(time.Millisecond)))
 	}
@@ -164,7 +151,7 @@ func TestStopWhileRefreshInFlight(t *testing.T) {
 	if _, err := rn.client.Token(context.Background(), ipc.TokenRequest{Account: "work", Scopes: []string{"files", "talk"}}); err != nil {
 		t.Fatalf("restarted agent: %v", err)
 	}
-	rn.stop(t, 10*time.Second)
+	rn.stop(t)
 	r.grantAlive(t, "after the restarts")
 }
 
@@ -182,7 +169,7 @@ func TestStopWithRequestsQueuedPastGrace(t *testing.T) {
 	}
 	time.Sleep(time.Second)
 	begin := time.Now()
-	rn.stop(t, 10*time.Second)
+	rn.stop(t)
 	if d := time.Since(begin); d > 3*time.Second {
 		t.Errorf("the stop took %s: queued requests were not refused", d)
 	}
@@ -193,7 +180,7 @@ func TestStopWithRequestsQueuedPastGrace(t *testing.T) {
 	if _, err := rn.client.Token(context.Background(), ipc.TokenRequest{Account: "work", Scopes: []string{"mcp"}}); err != nil {
 		t.Fatalf("restarted agent: %v", err)
 	}
-	rn.stop(t, 10*time.Second)
+	rn.stop(t)
 }
 
 // TestProviderKeepsFailing: 503 on every try is idp_unavailable with the
@@ -208,7 +195,7 @@ func TestProviderKeepsFailing(t *testing.T) {
 		return true
 	})
 	rn := r.start(t)
-	defer rn.stop(t, 10*time.Second)
+	defer rn.stop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: []string{"files"}})

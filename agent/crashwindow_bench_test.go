@@ -6,7 +6,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // BenchmarkCrashWindow measures the window in which a kill loses the grant:
@@ -35,7 +35,7 @@ import (
 //
 //	scripts/test -run '^$' -bench CrashWindow -benchtime 200x ./agent
 func BenchmarkCrashWindow(b *testing.B) {
-	requireSecretServiceB(b)
+	testutil.RequireSecretService(b)
 	b.Run("floor dbus ping", func(b *testing.B) {
 		conn, err := dbus.SessionBus()
 		if err != nil {
@@ -121,13 +121,6 @@ func (r *windowRig) refresh(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return r.store.w.window()
-}
-
-func requireSecretServiceB(b *testing.B) {
-	b.Helper()
-	if os.Getenv("NCAGENT_TEST_SECRET_SERVICE") != "1" {
-		b.Skip("needs the real Secret Service: run under scripts/test")
-	}
 }
 
 // windowClock holds the last answer time and the last write time.

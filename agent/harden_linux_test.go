@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 const hardenHelperEnv = "NCAGENT_HARDEN_HELPER"
@@ -46,11 +48,7 @@ func TestHarden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "harden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortDir(t)
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "agent.test")
 	data, err := os.ReadFile(self)

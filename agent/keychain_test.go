@@ -17,6 +17,7 @@ import (
 	"github.com/zalando/go-keyring"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // fakeKeyring is a keyring.Keyring in memory. When err is set every call
@@ -258,9 +259,7 @@ func TestKeychainScrubsSecretFromErrors(t *testing.T) {
 // and returns a Keychain with a service name unique to this test.
 func secretService(t *testing.T) *Keychain {
 	t.Helper()
-	if os.Getenv("NCAGENT_TEST_SECRET_SERVICE") != "1" {
-		t.Skip("needs the real Secret Service: run scripts/test, or set NCAGENT_TEST_SECRET_SERVICE=1 inside an unlocked desktop session")
-	}
+	testutil.RequireSecretService(t)
 	service := fmt.Sprintf("ncagent-test-%d-%d-%s", os.Getpid(), time.Now().UnixNano(), t.Name())
 	t.Cleanup(func() { _ = keyring.DeleteAll(service) })
 	return NewKeychain(service, 10*time.Second)

@@ -181,8 +181,9 @@ func TestKeyringOutage(t *testing.T) {
 	killedAt := make(chan time.Time, 1)
 	armed := &afterCheck{Keychain: r.kc}
 	r.store = armed
+	r.stopWithin = 15 * time.Second
 	rn := r.start(t)
-	defer rn.stop(t, 15*time.Second)
+	defer rn.stop(t)
 	ctx := context.Background()
 	if _, err := rn.client.Token(ctx, ipc.TokenRequest{Account: "work", Scopes: []string{"files"}}); err != nil {
 		t.Fatal(err)

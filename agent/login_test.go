@@ -34,6 +34,7 @@ import (
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
 	"github.com/ncagent/ncagent/internal/nctest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -68,7 +69,7 @@ type loginRigOptions struct {
 // holds any secret the test met or the keychain holds.
 func startLoginRig(t *testing.T, opts loginRigOptions) *loginRig {
 	t.Helper()
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	r := &loginRig{
 		idp:  idptest.New(t, opts.idp),
 		logs: &syncBuffer{},
@@ -97,12 +98,8 @@ func startLoginRig(t *testing.T, opts loginRigOptions) *loginRig {
 	if err := cfg.Save(r.cfgPath); err != nil {
 		t.Fatalf("save config: %v", err)
 	}
-	sockDir, err := os.MkdirTemp("", "ncl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	socket := filepath.Join(sockDir, "agent.sock")
+	socket := filepath.Join(testutil.ShortDir(t), "agent.sock")
+	var err error
 	r.agent, err = New(Options{
 		ConfigPath:    r.cfgPath,
 		Store:         r.kc,
@@ -133,20 +130,7 @@ func serveAgent(t testing.TB, a *Agent, path string) *ipc.Client {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("agent run: %v", err)
-			}
-		case <-time.After(loginWait):
-			t.Errorf("agent did not stop within %s", loginWait)
-		}
-	})
+	testutil.Serve(t, loginWait, func(ctx context.Context) error { return a.Run(ctx, ln) })
 	return ipc.NewClient(path)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/nctest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -27,7 +27,7 @@ func (putFails) Put(string, broker.Secret) error {
 // the keychain cannot store it: the sign-in fails, says so, and the new
 // app password is deleted at Nextcloud instead of lingering there.
 func TestLoginRevokesUnstoredAppPassword(t *testing.T) {
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	kc := NewKeychain("ncagent-unstored-"+strconv.FormatInt(time.Now().UnixNano(), 36), 5*time.Second)
 	logs := &syncBuffer{}
 	cfgPath := filepath.Join(t.TempDir(), "config.toml")
@@ -37,11 +37,7 @@ func TestLoginRevokesUnstoredAppPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sockDir, err := os.MkdirTemp("", "ncu")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := testutil.ShortDir(t)
 	client := serveAgent(t, a, filepath.Join(sockDir, "agent.sock"))
 
 	nc := nctest.New(t, nctest.Options{})

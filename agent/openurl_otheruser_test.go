@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 	"github.com/ncagent/ncagent/ui"
 )
@@ -40,12 +41,8 @@ func watchCmdlines(t *testing.T) *cmdlineWatcher {
 	if err != nil {
 		t.Skip("skipping: setpriv not found (Debian: util-linux)")
 	}
-	dir, err := os.MkdirTemp("", "watch")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := testutil.ShortDir(t)
 	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	w := &cmdlineWatcher{stop: filepath.Join(dir, "stop")}
 	// One argument a line, each line once.
 	loop := `while [ ! -e "$1" ]; do cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n'; done | awk '!seen[$0]++'`

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // keyringCtl locks and unlocks the real Secret Service collection that the
@@ -137,7 +139,7 @@ func inOwnKeyring(t *testing.T) bool {
 	if os.Getenv(ownKeyringEnv) == "1" {
 		return true
 	}
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	for _, bin := range []string{"dbus-run-session", "gnome-keyring-daemon"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("needs %s", bin)

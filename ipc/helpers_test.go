@@ -141,12 +141,14 @@ func eventually(cond func() bool) bool { return testutil.Eventually(2*time.Secon
 
 // testServer is a Server running on a real socket with a fake backend.
 type testServer struct {
-	path   string
-	srv    *Server
-	b      *fakeBackend
-	logs   *testutil.SyncBuffer
-	cancel context.CancelFunc
-	done   chan error
+	path    string
+	srv     *Server
+	b       *fakeBackend
+	logs    *testutil.SyncBuffer
+	stopRun func() error // testutil.Serve's stop of Run
+	// returned receives Run's error when it returns, for tests that stop
+	// the server otherwise than by its context.
+	returned chan error
 }
 
 // startServer listens on a fresh socket and runs a Server until cleanup.
@@ -165,28 +167,23 @@ func startServer(t testing.TB, b *fakeBackend, opts ServerOptions, configure ...
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	opts.Socket = path
-	ts := &testServer{path: path, srv: NewServer(b, opts), b: b, logs: logs, done: make(chan error, 1)}
+	ts := &testServer{path: path, srv: NewServer(b, opts), b: b, logs: logs, returned: make(chan error, 1)}
 	for _, f := range configure {
 		f(ts.srv)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts.cancel = cancel
-	go func() { ts.done <- ts.srv.Run(ctx, ln) }()
+	// Cleanups run last-registered first: the logs are read after Run
+	// returned.
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-ts.done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
 		for _, secret := range []string{secretToken, subjectSecret} {
 			if logs := ts.logs.String(); strings.Contains(logs, secret) {
 				t.Errorf("logs carry a secret:\n%s", logs)
 			}
 		}
+	})
+	ts.stopRun = testutil.Serve(t, 10*time.Second, func(ctx context.Context) error {
+		err := ts.srv.Run(ctx, ln)
+		ts.returned <- err
+		return err
 	})
 	return ts
 }
@@ -194,15 +191,8 @@ func startServer(t testing.TB, b *fakeBackend, opts ServerOptions, configure ...
 // stop cancels Run and waits for it.
 func (ts *testServer) stop(t testing.TB) {
 	t.Helper()
-	ts.cancel()
-	select {
-	case err := <-ts.done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		ts.done <- nil // for the cleanup
-	case <-time.After(10 * time.Second):
-		t.Fatalf("Run did not return after cancel")
+	if err := ts.stopRun(); err != nil {
+		t.Fatal(err)
 	}
 }
 

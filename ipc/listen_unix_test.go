@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 var syscallECONNRESET = syscall.ECONNRESET
@@ -338,15 +340,12 @@ func TestListenActivatedEnv(t *testing.T) {
 				return
 			}
 			srv := NewServer(&fakeBackend{}, ServerOptions{Logger: discardLogger()})
-			done := make(chan error, 1)
-			ctx, cancel := context.WithCancel(context.Background())
-			go func() { done <- srv.Run(ctx, ln) }()
+			stop := testutil.Serve(t, 10*time.Second, func(ctx context.Context) error { return srv.Run(ctx, ln) })
 			if _, err := NewClient(path).Status(context.Background()); err != nil {
 				t.Errorf("status through the activated listener: %v", err)
 			}
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
+			if err := stop(); err != nil {
+				t.Error(err)
 			}
 			if _, err := os.Lstat(path); err != nil {
 				t.Errorf("activated socket file removed by the agent: %v (systemd owns it)", err)

@@ -363,10 +363,11 @@ func TestGracefulShutdown(t *testing.T) {
 		res <- result{tok, err}
 	}()
 	<-entered
-	ts.cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- ts.stopRun() }()
 	select {
-	case err := <-ts.done:
-		t.Fatalf("Run returned %v while a request was in flight", err)
+	case err := <-stopped:
+		t.Fatalf("Run returned (stop: %v) while a request was in flight", err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	if _, err := Dial(context.Background(), ts.path); !errors.Is(err, ErrNotRunning) {
@@ -378,11 +379,10 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("in-flight request: got %+v, %v; want the token", r.tok, r.err)
 	}
 	select {
-	case err := <-ts.done:
+	case err := <-stopped:
 		if err != nil {
-			t.Errorf("Run: got %v, want nil", err)
+			t.Errorf("stop: got %v, want Run to return nil", err)
 		}
-		ts.done <- nil
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return")
 	}
@@ -407,11 +407,10 @@ func TestCloseStopsRun(t *testing.T) {
 		}
 	}
 	select {
-	case err := <-ts.done:
+	case err := <-ts.returned:
 		if err != nil {
 			t.Errorf("Run after Close: got %v, want nil", err)
 		}
-		ts.done <- nil
 	case <-time.After(3 * time.Second):
 		t.Fatal("Run did not return after Close")
 	}

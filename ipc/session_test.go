@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // sessionBackend serves exec sessions on top of fakeBackend.
@@ -45,13 +47,7 @@ func startSessionServer(t *testing.T, b Backend) string {
 		t.Fatal(err)
 	}
 	srv := NewServer(b, ServerOptions{Logger: slog.New(slog.DiscardHandler), Socket: path, ReadTimeout: 200 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	testutil.Serve(t, 10*time.Second, func(ctx context.Context) error { return srv.Run(ctx, ln) })
 	return path
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/ncagent/ncagent/agent"
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -68,15 +69,6 @@ func inOwnProcess(t *testing.T) (parent bool) {
 	return true
 }
 
-// requireSecretService skips unless the real Secret Service is there for
-// the agent's keychain (scripts/test-session starts one).
-func requireSecretService(t *testing.T) {
-	t.Helper()
-	if os.Getenv("NCAGENT_TEST_SECRET_SERVICE") != "1" {
-		t.Skip("no Secret Service: run under dbus-run-session -- scripts/test-session (it starts gnome-keyring)")
-	}
-}
-
 // testAccount is an OIDC account of the fixture, signed in at idp as
 // idptest.DefaultSubject before the agent starts.
 type testAccount struct {
@@ -109,7 +101,7 @@ type agentFixture struct {
 // secrets at cleanup.
 func newAccounts(t *testing.T, accounts ...testAccount) *agentFixture {
 	t.Helper()
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	f := &agentFixture{logs: &syncBuffer{}, opened: make(chan string, 8), service: "ncagent-ui-" + randomHex(6)}
 	f.log = slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.kc = agent.NewKeychain(f.service, 10*time.Second)
@@ -147,11 +139,7 @@ func newAccounts(t *testing.T, accounts ...testAccount) *agentFixture {
 			t.Fatalf("save config: %v", err)
 		}
 	}
-	sockDir, err := os.MkdirTemp("", "nc") // short: a socket path has at most 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	sockDir := testutil.ShortDir(t)
 	f.socket = filepath.Join(sockDir, "agent.sock")
 	f.client = ipc.NewClient(f.socket)
 	return f
@@ -185,21 +173,9 @@ func startAgent(t *testing.T, accounts ...testAccount) *agentFixture {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.a.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("agent run: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			t.Errorf("the agent did not stop within %v", waitTimeout)
-		}
-		f.a.Close()
-	})
+	// Cleanups run last-registered first: Close after Run returned.
+	t.Cleanup(func() { f.a.Close() })
+	testutil.Serve(t, waitTimeout, func(ctx context.Context) error { return f.a.Run(ctx, ln) })
 	return f
 }
 

@@ -450,16 +450,10 @@ func TestSetupIdleWaitsForSignIn(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to waitTimeout.
+// waitFor is testutil.WaitFor for up to waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, waitTimeout, what, cond)
 }
 
 // TestSetupLinkRedeemedAndExpiry: a link reports its redemption (so that

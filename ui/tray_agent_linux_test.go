@@ -16,6 +16,7 @@ import (
 
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -71,7 +72,7 @@ func count(list []string, s string) int {
 // bus: the menu works without one.
 func TestTrayWithAgent(t *testing.T) {
 	needBus(t)
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	if inOwnProcess(t) {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -131,7 +132,7 @@ func (r *runningAgent) logLine(re string) string {
 // starts no tray.
 func TestTrayRunVerb(t *testing.T) {
 	needBus(t)
-	requireSecretService(t)
+	testutil.RequireSecretService(t)
 	bin := buildNcagent(t)
 
 	t.Run("no session bus", func(t *testing.T) {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
 	"github.com/ncagent/ncagent/internal/nctest"
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // memStore is the broker's Store in memory.
@@ -48,24 +48,6 @@ func (s *memStore) Delete(a string) error {
 	return nil
 }
 
-// syncBuffer is a log sink safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // upstreamLog records the Authorization of every request that reached the
 // fake Nextcloud, and whether its Bearer was live when it arrived.
 type upstreamLog struct {
@@ -83,7 +65,7 @@ type world struct {
 	nc    *nctest.Server
 	b     *broker.Broker
 	p     *Proxy
-	logs  *syncBuffer
+	logs  *testutil.SyncBuffer
 	up    *upstreamLog
 	store *memStore
 	srv   *url.URL // the account's server URL
@@ -105,7 +87,7 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if o.lifespan == 0 {
 		o.lifespan = time.Hour
 	}
-	w := &world{logs: &syncBuffer{}, up: &upstreamLog{}, store: &memStore{m: map[string]broker.Secret{}}}
+	w := &world{logs: &testutil.SyncBuffer{}, up: &upstreamLog{}, store: &memStore{m: map[string]broker.Secret{}}}
 	w.idp = idptest.New(t, idptest.Options{AccessTokenLifespan: o.lifespan, IgnoreScopeOnRefresh: o.ignoreScp})
 	w.nc = nctest.New(t, nctest.Options{
 		DAVDir: o.davDir,
@@ -161,14 +143,10 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- w.p.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		w.p.Close()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testutil.Serve(t, 10*time.Second, func(ctx context.Context) error { return w.p.Run(ctx, ln) })
+	// Cleanups run last-registered first: Close stops Run, before the
+	// cancel of Serve's cleanup.
+	t.Cleanup(func() { w.p.Close() })
 	for w.p.host() == "" {
 		time.Sleep(time.Millisecond)
 	}

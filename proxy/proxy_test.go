@@ -16,6 +16,7 @@ import (
 	"github.com/studio-b12/gowebdav"
 
 	"github.com/ncagent/ncagent/broker"
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // TestWebDAVClient drives a real WebDAV client library through the proxy,
@@ -319,11 +320,7 @@ func TestForeignUIDRefused(t *testing.T) {
 	}
 	w := newWorld(t, worldOptions{kind: broker.KindAppPassword})
 	s := w.open(t)
-	dir, err := os.MkdirTemp("", "proxytest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortDir(t)
 	os.Chmod(dir, 0o755)
 	bin := filepath.Join(dir, "proxy.test")
 	self, _ := os.Executable()

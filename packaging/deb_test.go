@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestDebInstallRemove(t *testing.T) {
 		"/usr/share/fish/vendor_completions.d/ncagent.fish",
 	}
 	for _, w := range wantFiles {
-		if !contains(list, w) {
+		if !slices.Contains(list, w) {
 			t.Errorf("dpkg -L ncagent lacks %s", w)
 		}
 	}
@@ -186,15 +187,6 @@ func dpkg(t *testing.T, args ...string) string {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return strings.TrimSpace(string(out))
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
-			return true
-		}
-	}
-	return false
 }
 
 // testWriter sends a command's stderr to the test log.

@@ -18,6 +18,7 @@ import (
 	"github.com/ncagent/ncagent/agent"
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -25,7 +26,7 @@ import (
 // ncagent.socket: the listening socket as fd 3 with LISTEN_FDS=1 and
 // LISTEN_PID set to the agent's own pid, and fetches a token through it.
 func TestSocketActivation(t *testing.T) {
-	secretService(t)
+	testutil.RequireSecretService(t)
 	idp := idptest.New(t, idptest.Options{})
 	p := provisionAgent(t, idp, "")
 	tok, cfgPath, sockDir, service := p.tok, p.config, p.sockDir, p.service
@@ -137,10 +138,6 @@ func provisionAgent(t *testing.T, idp *idptest.Server, extra string) provisioned
 	if err := os.WriteFile(p.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	if p.sockDir, err = os.MkdirTemp("", "nc"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(p.sockDir) })
+	p.sockDir = testutil.ShortDir(t)
 	return p
 }

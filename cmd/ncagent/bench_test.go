@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ncagent/ncagent/internal/idptest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -59,7 +60,7 @@ func TestCLIBench(t *testing.T) {
 	if os.Getenv("NCAGENT_BENCH") != "1" {
 		t.Skip("set NCAGENT_BENCH=1 to measure the CLI (scripts/bench does)")
 	}
-	secretService(t)
+	testutil.RequireSecretService(t)
 	pairs := 20
 	if s := os.Getenv("NCAGENT_BENCH_PAIRS"); s != "" {
 		var err error
@@ -77,7 +78,7 @@ func TestCLIBench(t *testing.T) {
 			f.Close()
 		}
 	}
-	t.Logf("machine: %s, nproc %d, %s, loadavg %s", cpuModel(), runtime.NumCPU(), runtime.Version(), loadavg())
+	t.Logf("machine: %s, nproc %d, %s, loadavg %s", cpuModel(), runtime.NumCPU(), runtime.Version(), testutil.Loadavg())
 
 	// HTTPS, as identity providers are in use: the TLS client is part of
 	// the agent's memory.
@@ -181,7 +182,7 @@ func TestCLIBench(t *testing.T) {
 	agentClient.Close()
 	time.Sleep(5 * time.Second)
 	t.Logf("agent after %d requests and 5s idle: %s", served, procMemory(t, ag.cmd.Process.Pid))
-	t.Logf("loadavg: %s", loadavg())
+	t.Logf("loadavg: %s", testutil.Loadavg())
 
 	if got := idp.Calls("refresh_token"); got != 1 {
 		t.Errorf("refresh calls: got %d, want 1 (every timed token a cache hit)", got)
@@ -609,14 +610,4 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
-
-// loadavg returns the first three fields of /proc/loadavg.
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
 }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -72,27 +73,14 @@ func (b *countingBackend) Revoke(context.Context, ipc.Peer, ipc.RevokeRequest) (
 // (no status check before the token), and that the error of the one
 // request is what the CLI reports.
 func TestOneRoundTrip(t *testing.T) {
-	dir, err := os.MkdirTemp("", "nc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	socket := filepath.Join(dir, "agent.sock")
+	socket := filepath.Join(testutil.ShortDir(t), "agent.sock")
 	ln, err := ipc.Listen(socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b := &countingBackend{calls: map[string]int{}}
 	srv := ipc.NewServer(b, ipc.ServerOptions{Logger: slog.New(slog.DiscardHandler), Socket: socket})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, ln) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	testutil.Serve(t, 10*time.Second, func(ctx context.Context) error { return srv.Run(ctx, ln) })
 
 	cases := []struct {
 		args       []string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ncagent/ncagent/internal/idptest"
 	"github.com/ncagent/ncagent/internal/nctest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -38,7 +39,7 @@ type execWorld struct {
 
 func startExecWorld(t *testing.T) *execWorld {
 	t.Helper()
-	secretService(t)
+	testutil.RequireSecretService(t)
 	w := &execWorld{idp: idptest.New(t, idptest.Options{})}
 	w.nc = nctest.New(t, nctest.Options{
 		LoginName: idptest.DefaultSubject,
@@ -64,7 +65,7 @@ func startExecWorld(t *testing.T) *execWorld {
 		t.Fatal(err)
 	}
 	agent := w.command("run", "--headless")
-	var logs syncBuf
+	var logs testutil.SyncBuffer
 	agent.Stderr = &logs
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
@@ -107,23 +108,6 @@ func (w *execWorld) secrets() []string {
 		}
 	}
 	return out
-}
-
-type syncBuf struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // childScript is the program exec runs: a basic-auth WebDAV request with

@@ -26,6 +26,7 @@ import (
 	"github.com/ncagent/ncagent/broker"
 	"github.com/ncagent/ncagent/internal/idptest"
 	"github.com/ncagent/ncagent/internal/nctest"
+	"github.com/ncagent/ncagent/internal/testutil"
 	"github.com/ncagent/ncagent/ipc"
 )
 
@@ -36,16 +37,6 @@ func TestMain(m *testing.M) {
 		// Linux): a scripted one, see fakeBrowser.
 		"xdg-open": func() { os.Exit(fakeBrowser()) },
 	})
-}
-
-// secretService reports whether the real Secret Service is available (the
-// suite runs under scripts/test, which starts gnome-keyring in a private
-// D-Bus session).
-func secretService(t testing.TB) {
-	t.Helper()
-	if os.Getenv("NCAGENT_TEST_SECRET_SERVICE") != "1" {
-		t.Skip("no Secret Service: run the suite with scripts/test (it starts gnome-keyring under dbus-run-session)")
-	}
 }
 
 // scriptAccounts are the account names scripts use; secretfree looks for
@@ -129,7 +120,7 @@ func (s scriptTB) Log(args ...any)              { s.env.T().Log(args...) }
 // "waitbrowser", "introspect", "ncpassword", "idp" and "nc" are described
 // in login_test.go.
 func TestScripts(t *testing.T) {
-	secretService(t)
+	testutil.RequireSecretService(t)
 	// One signing key for every script's authorization server: generating
 	// one takes a while.
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -273,19 +264,16 @@ func cmdWaitAgent(ts *testscript.TestScript, neg bool, args []string) {
 func awaitAgent(socket string, within time.Duration) error {
 	cl := ipc.NewClient(socket)
 	defer cl.Close()
-	deadline := time.Now().Add(within)
-	for {
+	err := waitFor(within, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		_, err := cl.Status(ctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("agent did not answer within %v: %w", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("agent did not answer within %v: %w", within, err)
 	}
+	return nil
 }
 
 // cmdSecretFree fails when the first file (or "stdout"/"stderr") holds a

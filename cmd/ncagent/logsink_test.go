@@ -106,7 +106,7 @@ func TestLogSinkFullBufferWrites(t *testing.T) {
 	wg.Wait()
 	// Before Close: all but the last buffer's worth is in the file.
 	if n := len(readLog(t, path)); n == 0 {
-		t.Errorf("log after %d records: got nothing, want all but the last %d bytes", writers*each, logFlushSize)
+		t.Errorf("log after %d records: got nothing, want all but the last %d records", writers*each, logFlushMax)
 	}
 	sink.Close()
 	got := readLog(t, path)
@@ -128,5 +128,48 @@ func TestLogSinkFullBufferWrites(t *testing.T) {
 		if last != each-1 {
 			t.Errorf("writer %d: got records up to %d, want up to %d", w, last, each-1)
 		}
+	}
+}
+
+// mutableErr is an error whose text changes after it was logged.
+type mutableErr struct{ text string }
+
+func (e *mutableErr) Error() string { return e.text }
+
+// TestLogSinkFormatsLaterOnlyPlainRecords: a held record keeps the time
+// of its Handle call; a record holding an error is formatted before
+// Handle returns (its text could change), after the records held before
+// it.
+func TestLogSinkFormatsLaterOnlyPlainRecords(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	log, sink := newAgentLogger(f, slog.LevelInfo, time.Hour)
+	defer sink.Close()
+
+	before := time.Now().Truncate(time.Millisecond)
+	log.Info("held", "n", 1, "at", time.Unix(0, 0).UTC(), "ok", true)
+	time.Sleep(300 * time.Millisecond)
+	if got := readLog(t, path); got != "" {
+		t.Fatalf("log after a plain info record: got %q, want it held", got)
+	}
+	e := &mutableErr{"as it was"}
+	log.Info("with error", "err", e)
+	e.text = "changed"
+	got := readLog(t, path)
+	i, j := strings.Index(got, "msg=held"), strings.Index(got, `msg="with error" err="as it was"`)
+	if i < 0 || j < i {
+		t.Fatalf("log after an info record with an error: got %q, want the held record, then the error as it was", got)
+	}
+	stamp, _, _ := strings.Cut(strings.TrimPrefix(got, "time="), " ")
+	at, err := time.Parse(time.RFC3339Nano, stamp)
+	if err != nil {
+		t.Fatalf("held record's time %q: %v", stamp, err)
+	}
+	if at.Before(before) || at.After(before.Add(200*time.Millisecond)) {
+		t.Errorf("held record's time: got %v, want the time of its Handle call (%v), not of its flush", at, before)
 	}
 }

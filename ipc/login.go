@@ -17,7 +17,7 @@ const maxLoginDuration = 30 * time.Minute
 // response. The write deadline is extended per event; the client going
 // away, or the server shutting down, cancels the backend's context.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, peer Peer) {
-	body, e := readBody(w, r)
+	body, e := readBody(w, r, time.Time{}) // a stream: no read deadline
 	var req LoginRequest
 	if e == nil {
 		e = decodeRequest(body, &req, false)
@@ -86,7 +86,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, peer Peer) 
 		return
 	}
 	if err != nil {
-		we := s.wireError(r.Context(), "login", req.Account, err)
+		we := s.wireError(r.Context(), time.Time{}, "login", req.Account, err)
 		if !started {
 			writeError(w, we)
 			return

@@ -118,17 +118,17 @@ type request interface {
 // jsonRoute serves an endpoint answering one JSON document. The body (at
 // most MaxBodyBytes) is decoded into a Req when Req is a request (an
 // empty body is accepted when every field is optional: a TokenRequest);
-// call asks the backend within requestContext; a backend error becomes the
-// wire error (wireError). The record call returns (the log of what was
-// handed out, or nil) runs before the answer leaves, with net/http's
-// write at the handler's return: flushing the answer first measured
-// slower (TestCLIBench), as the client's next request then races
-// net/http's background read of the connection while the record is
-// formatted. The agent's log is written behind (cmd/ncagent), so the
-// record costs its formatting only.
+// call asks the backend with the request's context, bounded by the
+// handler's deadline (handlerDeadline); a backend error becomes the wire
+// error (wireError). The record call returns (the log of what was handed
+// out, or nil) runs before the answer leaves, with net/http's write at the
+// handler's return: flushing the answer first measured slower
+// (TestCLIBench), as the client's next request then races net/http's
+// background read of the connection while the record is made.
 func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, peer Peer, req Req) (resp any, record func(), err error)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
 	return func(s *Server, w http.ResponseWriter, r *http.Request, peer Peer) {
-		body, e := readBody(w, r)
+		deadline := s.handlerDeadline()
+		body, e := readBody(w, r, deadline)
 		var req Req
 		rq, isReq := any(&req).(request)
 		if e == nil && isReq {
@@ -139,15 +139,13 @@ func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, pee
 			writeError(w, e)
 			return
 		}
-		ctx, cancel := s.requestContext(r.Context())
-		defer cancel()
-		resp, record, err := call(s, ctx, peer, req)
+		resp, record, err := call(s, r.Context(), peer, req)
 		if err != nil {
 			account := ""
 			if isReq {
 				account = rq.account()
 			}
-			writeError(w, s.wireError(r.Context(), op, account, err))
+			writeError(w, s.wireError(r.Context(), deadline, op, account, err))
 			return
 		}
 		writeJSON(w, http.StatusOK, resp)
@@ -157,25 +155,39 @@ func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, pee
 	}
 }
 
-// readBody reads the request body, at most MaxBodyBytes. Once the body is
-// read the read deadline is lifted: from then on the connection is only
-// watched for the client going away, which cancels the request context.
-// For a larger body it lingers (see lingerBytes) and returns too_large,
-// to be answered with Connection: close.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *Error) {
+// readBody reads the request body, at most MaxBodyBytes, then moves the
+// connection's read deadline to until (zero: none). From then on net/http
+// reads the connection in the background only to see whether the client
+// went away, and ends the request's context when that read fails: at EOF,
+// or at until when it is set. So until bounds the handler through the
+// request's own context, at the cost of one deadline update the read
+// deadline needed anyway, where context.WithTimeout would add a timer and
+// a child context to every request (4 % of the agent's CPU per token,
+// BENCHMARKS.md). For a larger body it lingers (see lingerBytes) and
+// returns too_large, to be answered with Connection: close.
+func readBody(w http.ResponseWriter, r *http.Request, until time.Time) ([]byte, *Error) {
 	if r.ContentLength > MaxBodyBytes {
 		linger(w, r, r.ContentLength)
 		return nil, tooLarge()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
+	var body []byte
+	var err error
+	if r.ContentLength >= 0 {
+		// The length is known: one buffer of that size, and net/http's
+		// body reader stops there.
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, body)
+	} else {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			linger(w, r, r.ContentLength-MaxBodyBytes-1)
+			linger(w, r, -1)
 			return nil, tooLarge()
 		}
+	}
+	if err != nil {
 		return nil, invalid("reading body: " + err.Error())
 	}
-	http.NewResponseController(w).SetReadDeadline(time.Time{})
+	http.NewResponseController(w).SetReadDeadline(until)
 	return body, nil
 }
 
@@ -198,22 +210,30 @@ func tooLarge() *Error {
 	return &Error{Code: CodeTooLarge, Message: "body larger than " + strconv.Itoa(MaxBodyBytes) + " bytes"}
 }
 
-// requestContext bounds a backend call by WriteTimeout minus a margin, so a
-// slow backend yields 504 timeout while the response can still be written.
-func (s *Server) requestContext(base context.Context) (context.Context, context.CancelFunc) {
+// handlerDeadline is when a backend call must have returned: WriteTimeout
+// minus a margin from now, so a slow backend yields 504 timeout while the
+// response can still be written.
+func (s *Server) handlerDeadline() time.Time {
 	margin := min(s.opts.WriteTimeout/10, time.Second)
-	return context.WithTimeout(base, s.opts.WriteTimeout-margin)
+	return time.Now().Add(s.opts.WriteTimeout - margin)
+}
+
+// requestContext is base bounded by handlerDeadline, for the endpoints
+// whose backend call does not run under the read deadline (sessions).
+func (s *Server) requestContext(base context.Context) (context.Context, context.CancelFunc) {
+	return context.WithDeadline(base, s.handlerDeadline())
 }
 
 // wireError turns a backend error into the wire error to send, logging
-// errors that are not the client's. base is the request's context.
-func (s *Server) wireError(base context.Context, op, account string, err error) *Error {
+// errors that are not the client's. base is the request's context and
+// deadline the handler's (the zero time when base has its own).
+func (s *Server) wireError(base context.Context, deadline time.Time, op, account string, err error) *Error {
 	if we, ok := errors.AsType[*Error](err); ok {
 		out := *we
 		out.Status = we.HTTPStatus()
 		return &out
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || base.Err() != nil && !deadline.IsZero() && !time.Now().Before(deadline) {
 		s.log.Warn("ipc: backend timed out", "op", op, "account", account)
 		return &Error{Code: CodeTimeout, Message: op + ": the agent did not answer in time", Account: account}
 	}
@@ -248,7 +268,7 @@ func (s *Server) status(ctx context.Context, _ Peer, _ statusRequest) (any, func
 func (s *Server) token(ctx context.Context, peer Peer, req TokenRequest) (any, func(), error) {
 	resp, err := s.b.Token(ctx, peer, req)
 	return &resp, func() {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token issued", slog.String("account", resp.Account),
+		s.logInfo(ctx, "ipc: token issued", slog.String("account", resp.Account),
 			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
 			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
 			slog.String("token_type", resp.TokenType), slog.Time("expires_at", resp.ExpiresAt))
@@ -258,7 +278,7 @@ func (s *Server) token(ctx context.Context, peer Peer, req TokenRequest) (any, f
 func (s *Server) exchange(ctx context.Context, peer Peer, req ExchangeRequest) (any, func(), error) {
 	resp, err := s.b.Exchange(ctx, peer, req)
 	return &resp, func() {
-		s.log.LogAttrs(ctx, slog.LevelInfo, "ipc: token exchanged", slog.String("account", resp.Account),
+		s.logInfo(ctx, "ipc: token exchanged", slog.String("account", resp.Account),
 			slog.Int("peer_pid", peer.PID), slog.String("peer_exe", peer.Exe), slog.String("client_hint", clip(req.ClientHint)),
 			slog.String("audience", req.Audience), slog.String("scopes", resp.Scope),
 			slog.String("issued_token_type", resp.IssuedTokenType), slog.Bool("delegation", req.ActorToken != ""),
@@ -272,6 +292,20 @@ func (s *Server) revoke(ctx context.Context, peer Peer, req RevokeRequest) (any,
 		s.log.Info("ipc: revoked", "account", req.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
 			"where", resp.Where, "server_revoked", resp.ServerRevoked, "secret_deleted", resp.SecretDeleted)
 	}, err
+}
+
+// logInfo logs an info record straight to the logger's handler, with no
+// source position: slog.Logger would walk the stack (runtime.Callers) for
+// one on every token handed out, and the agent's handler prints none. A
+// handler with AddSource shows these records without a source.
+func (s *Server) logInfo(ctx context.Context, msg string, attrs ...slog.Attr) {
+	h := s.log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, 0)
+	r.AddAttrs(attrs...)
+	h.Handle(ctx, r) // as slog.Logger does, a handler's error is dropped
 }
 
 func clip(s string) string {

@@ -71,7 +71,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, peer Peer
 		writeError(w, &Error{Code: CodeNotFound, Message: "this agent serves no exec sessions"})
 		return
 	}
-	body, e := readBody(w, r)
+	body, e := readBody(w, r, time.Time{}) // held open: no read deadline
 	var req SessionRequest
 	if e == nil {
 		e = decodeRequest(body, &req, true)
@@ -84,7 +84,7 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, peer Peer
 	resp, closeSession, err := sb.OpenSession(ctx, peer, req)
 	cancel()
 	if err != nil {
-		writeError(w, s.wireError(r.Context(), "session", req.Account, err))
+		writeError(w, s.wireError(r.Context(), time.Time{}, "session", req.Account, err))
 		return
 	}
 	defer closeSession()

@@ -53,7 +53,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	tw := &trackingWriter{ResponseWriter: w}
 	defer s.recoverPanic(tw, r)
 	w = tw
-	w.Header()["Cache-Control"] = []string{"no-store"}
+	w.Header()["Cache-Control"] = noStore
 	peer, ok := r.Context().Value(peerKey{}).(Peer)
 	if !ok {
 		// Defence in depth: the listener wrapper should make this impossible.
@@ -148,7 +148,7 @@ func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, pee
 			writeError(w, s.wireError(r.Context(), deadline, op, account, err))
 			return
 		}
-		writeJSON(w, http.StatusOK, resp)
+		s.writeAnswer(w, resp)
 		if record != nil {
 			record()
 		}
@@ -288,6 +288,9 @@ func (s *Server) exchange(ctx context.Context, peer Peer, req ExchangeRequest) (
 
 func (s *Server) revoke(ctx context.Context, peer Peer, req RevokeRequest) (any, func(), error) {
 	resp, err := s.b.Revoke(ctx, peer, req)
+	if err == nil {
+		s.answers.reset() // no encoded answer outlives a revoked token
+	}
 	return &resp, func() {
 		s.log.Info("ipc: revoked", "account", req.Account, "peer_pid", peer.PID, "peer_exe", peer.Exe,
 			"where", resp.Where, "server_revoked", resp.ServerRevoked, "secret_deleted", resp.SecretDeleted)
@@ -315,16 +318,42 @@ func clip(s string) string {
 	return s
 }
 
+// writeAnswer writes a backend's answer, 200; a token's encoding may be
+// one encoded before (tokenAnswers).
+func (s *Server) writeAnswer(w http.ResponseWriter, v any) {
+	var b []byte
+	var err error
+	if t, ok := v.(*TokenResponse); ok {
+		b, err = s.answers.encode(t)
+	} else {
+		b, err = json.Marshal(v)
+	}
+	writeBody(w, http.StatusOK, b, err)
+}
+
 // writeJSON writes v with the headers every response carries.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
+	writeBody(w, status, b, err)
+}
+
+// Header values every JSON answer carries. net/http only reads a
+// header's values, so one slice serves every response.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)
+
+// writeBody writes b, the encoding of an answer, or a 500 when encoding
+// it failed (err).
+func writeBody(w http.ResponseWriter, status int, b []byte, err error) {
 	if err != nil {
 		status = http.StatusInternalServerError
 		b, _ = json.Marshal(&Error{Code: CodeInternal, Message: "encoding response"})
 	}
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Cache-Control"] = []string{"no-store"}
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	w.Write(b)

@@ -64,6 +64,8 @@ type Server struct {
 	opts ServerOptions
 	hs   *http.Server
 
+	answers tokenAnswers // encoded token answers (answers.go)
+
 	// Hooks, fixed at construction; tests replace them.
 	peerCred func(net.Conn) (Peer, error)
 	allow    func(Peer) error

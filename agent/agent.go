@@ -57,6 +57,10 @@ type Options struct {
 	// store at FileStorePath (default FileStorePath(ConfigPath)).
 	KeychainService string
 	FileStorePath   string
+	// Idle runs after a burst of requests, once none came for 2 s
+	// (ipc.ServerOptions.Idle; nil: the heap's free memory goes back to
+	// the OS).
+	Idle func()
 }
 
 // Agent is the ncagent daemon: it owns every account's refresh chain
@@ -189,7 +193,7 @@ func (a *Agent) Broker() *broker.Broker { return a.broker }
 func (a *Agent) Run(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: a.log, Socket: a.opts.Socket})
+	srv := ipc.NewServer(a, ipc.ServerOptions{Logger: a.log, Socket: a.opts.Socket, Idle: a.opts.Idle})
 	errc := make(chan error, 3)
 	go a.watchFiles(ctx)
 	go func() { errc <- a.broker.Run(ctx) }()

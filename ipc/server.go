@@ -50,14 +50,18 @@ type ServerOptions struct {
 	MaxConns int
 	// Socket is the path served, reported in status and logs.
 	Socket string
+	// Idle is called after a burst of requests, once none came for 2 s,
+	// once per burst, to hand what the burst left back to the OS. Nil
+	// means debug.FreeOSMemory.
+	Idle func()
 }
 
 // Server serves wire protocol v1 to processes of the current user with
 // net/http. Every accepted connection has its peer credentials checked
 // before any byte is read or written (peerListener); a peer of another
 // user, or whose credentials are unknown, is closed at once. After a
-// burst of requests, once none came for 2 s, it returns the heap's free
-// memory to the OS (debug.FreeOSMemory), once per burst.
+// burst of requests, once none came for 2 s, it calls ServerOptions.Idle
+// (by default returning the heap's free memory to the OS), once per burst.
 type Server struct {
 	b    Backend
 	log  *slog.Logger
@@ -84,7 +88,7 @@ type Server struct {
 	seen         atomic.Uint64
 	releaseTimer *time.Timer
 	releaseAfter time.Duration // releaseAfter; tests shorten it
-	release      func()        // debug.FreeOSMemory; tests count calls
+	release      func()        // ServerOptions.Idle; tests count calls
 
 	mu       sync.Mutex // guards ln, closed, closeErr
 	ln       *peerListener
@@ -123,7 +127,10 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 		closeCh:  make(chan struct{}),
 	}
 	s.shutdownCtx, s.shutdownCancel = context.WithCancel(context.Background())
-	s.releaseAfter, s.release = releaseAfter, debug.FreeOSMemory
+	s.releaseAfter, s.release = releaseAfter, opts.Idle
+	if s.release == nil {
+		s.release = debug.FreeOSMemory
+	}
 	s.releaseTimer = time.AfterFunc(time.Hour, s.idleRelease)
 	s.releaseTimer.Stop()
 	s.hs = &http.Server{
@@ -216,7 +223,7 @@ func (s *Server) served() {
 
 // idleRelease runs releaseAfter after the first request of a burst: while
 // requests keep coming it looks again later; once none came for
-// releaseAfter it returns the heap's free memory to the OS, once per
+// releaseAfter it calls ServerOptions.Idle (by default returning the heap's free memory to the OS), once per
 // burst. The agent is idle almost all the time, and what a burst of
 // requests left in the heap is garbage: without this, the runtime's
 // scavenger returns it over minutes, and the idle agent's RSS is that of

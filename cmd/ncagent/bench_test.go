@@ -182,6 +182,20 @@ func TestCLIBench(t *testing.T) {
 	agentClient.Close()
 	time.Sleep(5 * time.Second)
 	t.Logf("agent after %d requests and 5s idle: %s", served, procMemory(t, ag.cmd.Process.Pid))
+
+	// The first request after the idle release maps again the pages of
+	// the executable it runs (releaseExecutable): its time against the
+	// request right after it, each on a new connection as an ncagent
+	// process makes, five times.
+	var cold, warm latencies
+	for range 5 {
+		time.Sleep(3 * time.Second) // past the release, 2 s after the last request
+		cold = append(cold, timeRequest(t, socket, req))
+		warm = append(warm, timeRequest(t, socket, req))
+	}
+	t.Logf("request on a new connection, first after the idle release: %s; the next one: %s; ratio p50 %.2f",
+		cold.summary(), warm.summary(), ratio(cold.pct(0.5), warm.pct(0.5)))
+	t.Logf("agent after them: %s", procMemory(t, ag.cmd.Process.Pid))
 	t.Logf("loadavg: %s", testutil.Loadavg())
 
 	if got := idp.Calls("refresh_token"); got != 1 {
@@ -456,6 +470,18 @@ func floorJSON(t *testing.T, v any, bin string, args ...string) {
 	if err := json.Unmarshal(out, v); err != nil {
 		t.Fatalf("floor %s: %v", args[0], err)
 	}
+}
+
+// timeRequest times one token request of a new client.
+func timeRequest(t *testing.T, socket string, req ipc.TokenRequest) time.Duration {
+	t.Helper()
+	c := ipc.NewClient(socket)
+	defer c.Close()
+	t0 := time.Now()
+	if _, err := c.Token(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(t0)
 }
 
 func nanos(ns []int64) latencies {

@@ -108,6 +108,7 @@ agent then serves on it instead of creating its own.`)
 		Logger:          log,
 		LogLevel:        cfgLevel,
 		Socket:          path,
+		Idle:            agentIdle(log),
 	})
 	if err != nil {
 		ln.Close()

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -425,7 +424,7 @@ func (a *Agent) tokenResponse(t broker.Token) ipc.TokenResponse {
 		TokenType:       t.TokenType,
 		AccessToken:     t.AccessToken.Reveal(),
 		Authorization:   t.Authorization(),
-		Scope:           strings.Join(t.Scopes, " "),
+		Scope:           t.Scope(),
 		Username:        t.Username,
 		Server:          t.Server,
 		IssuedTokenType: t.IssuedTokenType,

@@ -61,7 +61,7 @@ func newEntry(aud string, key []string, tok Token, early time.Duration, now time
 	if !tok.Expiry.IsZero() {
 		early = min(early, tok.Expiry.Sub(now)/4)
 	}
-	return cacheEntry{aud: aud, key: key, tok: tok, early: max(early, 0)}
+	return cacheEntry{aud: aud, key: key, tok: tok.withAnswers(), early: max(early, 0)}
 }
 
 // account is the broker's state of one configured account.
@@ -491,7 +491,7 @@ func (a *account) basicToken(password Secret) Token {
 		AccessToken: Secret(v),
 		Username:    a.cfg.Username,
 		Server:      a.cfg.Server,
-	}
+	}.withAnswers()
 }
 
 // MarkNeedsLogin moves an account to needs-login: the agent saw its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -137,12 +138,37 @@ type Token struct {
 	Username        string
 	Server          string
 	IssuedTokenType string // RFC 8693 issued_token_type, exchange only
+
+	// auth and scope are Authorization() and Scope() made once, for a
+	// token the cache hands out many times (withAnswers); empty: made
+	// on each call.
+	auth  Secret
+	scope string
 }
 
 // Authorization returns the value of an HTTP Authorization header carrying
 // the token ("Bearer …" or "Basic …"). The result must not be logged.
 func (t Token) Authorization() string {
+	if t.auth != "" {
+		return t.auth.Reveal()
+	}
 	return t.TokenType + " " + t.AccessToken.Reveal()
+}
+
+// Scope returns the granted scopes space-separated, as in an OAuth token
+// response's scope.
+func (t Token) Scope() string {
+	if t.scope != "" || len(t.Scopes) == 0 {
+		return t.scope
+	}
+	return strings.Join(t.Scopes, " ")
+}
+
+// withAnswers returns t with Authorization() and Scope() made once.
+func (t Token) withAnswers() Token {
+	t.auth, t.scope = "", ""
+	t.auth, t.scope = Secret(t.Authorization()), t.Scope()
+	return t
 }
 
 // Valid reports whether the token has more than d left at now.
@@ -153,6 +179,10 @@ func (t Token) Valid(now time.Time, d time.Duration) bool {
 func (t Token) String() string {
 	return fmt.Sprintf("Token{account=%s type=%s expiry=%s scopes=%v}", t.Account, t.TokenType, t.Expiry.Format(time.RFC3339), t.Scopes)
 }
+
+// GoString implements fmt.GoStringer as String does: %#v would print
+// the unexported auth, which holds the token.
+func (t Token) GoString() string { return t.String() }
 
 func (t Token) LogValue() slog.Value {
 	return slog.GroupValue(

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/usersock"
 )
 
 // baseURL is the URL prefix of every request; the host is ignored, the
@@ -48,7 +50,7 @@ func NewClient(path string) *Client {
 	tr := &http.Transport{
 		Proxy: nil, // never send local credentials through an HTTP proxy
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialChecked(ctx, path)
+			return usersock.Dial(ctx, path) // no "ipc: ": the Client's errors name the request
 		},
 		MaxIdleConns:        maxIdleConns,
 		MaxIdleConnsPerHost: maxIdleConns,

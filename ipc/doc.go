@@ -1,6 +1,9 @@
 // Package ipc implements ncagent's local wire protocol v1: HTTP/1.1 with JSON
 // bodies over a Unix stream socket (a named pipe on Windows), the server with
-// its peer checks and limits, and a Go client.
+// its peer checks and limits, and a Go client. The socket, its path and
+// the peer credentials are package internal/usersock's; Listen, Dial,
+// SocketPath, ListenActivated, Peer and the socket errors are its names
+// here.
 //
 // ipc decides no token policy: it decodes requests, checks the peer, and
 // hands each request to a Backend (the agent).
@@ -40,12 +43,13 @@
 // # Security
 //
 // The socket is 0600 in a 0700 directory owned by the user (Listen creates
-// and checks it). Every accepted connection has its peer credentials
-// checked before any byte is read: a peer of another user, or one whose
-// credentials cannot be learned, is closed at once. Dial checks the
-// server's credentials the same way, so a socket planted by someone else
-// is not trusted with a subject token. Responses carry tokens; log only
-// their metadata.
+// and checks it; usersock's package doc has the rules). The Server checks
+// the peer credentials of every accepted connection before any byte is
+// read: a peer of another user, or one whose credentials cannot be
+// learned, is closed at once. Dial, and so the Client, checks the server's
+// credentials the same way, so a socket planted by someone else is not
+// trusted with a subject token. Responses carry tokens; log only their
+// metadata.
 //
 // # Agent
 //

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/usersock"
 )
 
 // Server defaults; ServerOptions fields left zero take these.
@@ -122,7 +124,7 @@ func NewServer(b Backend, opts ServerOptions) *Server {
 		log:      opts.Logger,
 		opts:     opts,
 		peerCred: peerCred,
-		allow:    isSelf,
+		allow:    usersock.CheckSelf,
 		connWait: time.Second,
 		closeCh:  make(chan struct{}),
 	}
@@ -244,6 +246,16 @@ func (s *Server) idleRelease() {
 	if s.requests.Load() != s.seen.Load() && s.releaseArmed.CompareAndSwap(false, true) {
 		s.releaseTimer.Reset(s.releaseAfter)
 	}
+}
+
+// peerCred is usersock.PeerCred with this package's prefix on its errors,
+// which the refusal record logs.
+func peerCred(c net.Conn) (Peer, error) {
+	p, err := usersock.PeerCred(c)
+	if err != nil {
+		return p, fmt.Errorf("ipc: %w", err)
+	}
+	return p, nil
 }
 
 // peerListener checks the peer of each accepted connection before handing

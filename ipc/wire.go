@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/usersock"
 )
 
 // ProtocolVersion is the wire protocol version served under /v1/.
@@ -252,13 +254,9 @@ func (e *Error) Error() string {
 }
 
 // Peer identifies the process on the other end of a connection, as the
-// kernel reported it.
-type Peer struct {
-	UID  int    // -1 on Windows
-	PID  int    // 0 when unknown
-	Exe  string // executable path, when it could be read
-	User string // Windows SID
-}
+// kernel reported it: UID (-1 on Windows), PID (0 when unknown), Exe (the
+// executable path, when it could be read) and User (the Windows SID).
+type Peer = usersock.Peer
 
 // Backend serves the API. The agent implements it. Errors of type *Error
 // choose the wire code; any other error is internal.

@@ -1,18 +1,17 @@
 //go:build unix
 
-package ipc
+package usersock
 
 import (
+	"bufio"
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 	"github.com/ncagent/ncagent/internal/testutil"
 )
 
-var syscallECONNRESET = syscall.ECONNRESET
+var shortDir = testutil.ShortDir
 
 // staleSocket leaves a socket file at path that nobody listens on.
 func staleSocket(t testing.TB, path string) string {
@@ -32,6 +31,49 @@ func staleSocket(t testing.TB, path string) string {
 	ln.SetUnlinkOnClose(false)
 	ln.Close()
 	return path
+}
+
+// serveOne accepts one connection on ln, checks its peer as a server must
+// and answers "ok\n"; the channel gets the outcome.
+func serveOne(ln net.Listener) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		p, err := PeerCred(c)
+		if err == nil {
+			err = CheckSelf(p)
+		}
+		if err == nil {
+			_, err = c.Write([]byte("ok\n"))
+		}
+		done <- err
+	}()
+	return done
+}
+
+// roundTrip dials path with Dial and reads the server's "ok\n".
+func roundTrip(path string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if line != "ok\n" {
+		return fmt.Errorf("got %q, want %q", line, "ok\n")
+	}
+	return nil
 }
 
 func inode(t *testing.T, path string) uint64 {
@@ -223,87 +265,6 @@ func TestListenNotASocket(t *testing.T) {
 	}
 }
 
-func TestSecondAgentRefused(t *testing.T) {
-	ts := startServer(t, nil, ServerOptions{})
-	ln, err := Listen(ts.path)
-	if !errors.Is(err, ErrAlreadyRunning) {
-		if ln != nil {
-			ln.Close()
-		}
-		t.Fatalf("second Listen: got %v, want ErrAlreadyRunning", err)
-	}
-	if _, err := NewClient(ts.path).Status(context.Background()); err != nil {
-		t.Errorf("first server after the second Listen: %v", err)
-	}
-}
-
-// TestForeignUIDRefused runs a client as uid 65534 against the agent. The
-// directory and socket are opened up for this test only, so the kernel
-// lets it connect and the peer check is what refuses it.
-func TestForeignUIDRefused(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("skipping: running a client as another uid needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: setpriv not found")
-	}
-	b := &fakeBackend{}
-	ts := startServer(t, b, ServerOptions{})
-	os.Chmod(filepath.Dir(filepath.Dir(ts.path)), 0o711)
-	os.Chmod(filepath.Dir(ts.path), 0o711)
-	os.Chmod(ts.path, 0o666)
-
-	// The test binary sits in a 0700 build dir; copy it where uid 65534 can
-	// execute it.
-	bin := filepath.Join(shortDir(t), "ipc.test")
-	os.Chmod(filepath.Dir(bin), 0o755)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	copyFile(t, self, bin, 0o755)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", bin)
-	cmd.Env = []string{envHelper + "=rawclient", EnvSocket + "=" + ts.path}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("helper: %v\n%s", err, out)
-	}
-	if got := strings.TrimSpace(string(out)); !strings.HasPrefix(got, "connected uid=65534 bytes=0 ") {
-		t.Errorf("helper: got %q, want a connection as uid 65534 that received 0 bytes", got)
-	}
-	if n := b.Calls(); n != 0 {
-		t.Errorf("backend called %d times, want 0", n)
-	}
-	if !eventually(func() bool {
-		return strings.Contains(ts.logs.String(), "level=WARN msg=\"ipc: refused connection\" peer_uid=65534")
-	}) {
-		t.Errorf("refusal not logged at warn with peer uid:\n%s", ts.logs.String())
-	}
-}
-
-func copyFile(t *testing.T, from, to string, mode fs.FileMode) {
-	t.Helper()
-	src, err := os.Open(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(dst, src); err != nil {
-		t.Fatal(err)
-	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestListenActivatedEnv(t *testing.T) {
 	path := filepath.Join(shortDir(t), "agent.sock")
 	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
@@ -339,61 +300,19 @@ func TestListenActivatedEnv(t *testing.T) {
 			if !ok {
 				return
 			}
-			srv := NewServer(&fakeBackend{}, ServerOptions{Logger: discardLogger()})
-			stop := testutil.Serve(t, 10*time.Second, func(ctx context.Context) error { return srv.Run(ctx, ln) })
-			if _, err := NewClient(path).Status(context.Background()); err != nil {
-				t.Errorf("status through the activated listener: %v", err)
+			served := serveOne(ln)
+			if err := roundTrip(path); err != nil {
+				t.Errorf("through the activated listener: %v", err)
 			}
-			if err := stop(); err != nil {
+			if err := <-served; err != nil {
+				t.Errorf("serving: %v", err)
+			}
+			if err := ln.Close(); err != nil {
 				t.Error(err)
 			}
 			if _, err := os.Lstat(path); err != nil {
-				t.Errorf("activated socket file removed by the agent: %v (systemd owns it)", err)
+				t.Errorf("activated socket file removed by Close: %v (systemd owns it)", err)
 			}
 		})
-	}
-}
-
-// TestSocketActivationEndToEnd passes a listening socket as fd 3 to a child
-// (the test binary as an agent) with LISTEN_FDS=1, as systemd does.
-func TestSocketActivationEndToEnd(t *testing.T) {
-	path := filepath.Join(shortDir(t), "agent.sock")
-	ul, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := ul.File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ul.SetUnlinkOnClose(false)
-	ul.Close() // the child holds the socket from now on
-	defer os.Remove(path)
-
-	self, _ := os.Executable()
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), envHelper+"=activated", "LISTEN_FDS=1")
-	cmd.ExtraFiles = []*os.File{f}
-	stdin, _ := cmd.StdinPipe()
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := NewClient(path).Status(ctx)
-	stdin.Close()
-	werr := cmd.Wait()
-	if err != nil {
-		t.Fatalf("status: %v\nchild output:\n%s", err, out.String())
-	}
-	if werr != nil {
-		t.Errorf("child: %v\n%s", werr, out.String())
-	}
-	if st.Version != "activated" || st.PID != cmd.Process.Pid {
-		t.Errorf("got version %q pid %d, want activated %d", st.Version, st.PID, cmd.Process.Pid)
 	}
 }

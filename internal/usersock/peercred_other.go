@@ -1,6 +1,6 @@
 //go:build unix && !linux && !darwin && !freebsd
 
-package ipc
+package usersock
 
 import (
 	"fmt"
@@ -10,5 +10,5 @@ import (
 // peerCred fails closed where golang.org/x/sys offers no peer credential
 // call (OpenBSD, NetBSD, Solaris, AIX...): every connection is refused.
 func peerCred(net.Conn) (Peer, error) {
-	return Peer{}, fmt.Errorf("ipc: peer credentials: %w", ErrPeerCredUnsupported)
+	return Peer{}, fmt.Errorf("peer credentials: %w", ErrPeerCredUnsupported)
 }

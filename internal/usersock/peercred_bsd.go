@@ -1,6 +1,6 @@
 //go:build freebsd
 
-package ipc
+package usersock
 
 import (
 	"fmt"
@@ -21,7 +21,7 @@ func peerCred(c net.Conn) (Peer, error) {
 		err = credErr
 	}
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: %w", err)
+		return Peer{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	return Peer{UID: int(xu.Uid)}, nil
 }

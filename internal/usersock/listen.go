@@ -1,4 +1,4 @@
-package ipc
+package usersock
 
 import (
 	"context"
@@ -51,7 +51,8 @@ func SocketPath() (string, error) {
 // Listen returns an error wrapping ErrAlreadyRunning. On Windows path is a
 // named pipe whose DACL admits only the current user's SID.
 //
-// Listen does not check peers; Server does, for every connection.
+// Listen does not check peers: the caller checks every accepted
+// connection with PeerCred and CheckSelf before reading from it.
 func Listen(path string) (net.Listener, error) {
 	return listen(path)
 }
@@ -60,16 +61,6 @@ func Listen(path string) (net.Listener, error) {
 // it runs as the current user (ErrForeignPeer otherwise). When nobody
 // listens the error wraps ErrNotRunning.
 func Dial(ctx context.Context, path string) (net.Conn, error) {
-	c, err := dialChecked(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("ipc: %w", err)
-	}
-	return c, nil
-}
-
-// dialChecked is Dial without the package prefix on errors, for the
-// Client, whose errors name the request instead.
-func dialChecked(ctx context.Context, path string) (net.Conn, error) {
 	c, err := dial(ctx, path)
 	if err != nil {
 		return nil, err
@@ -89,8 +80,9 @@ func dialChecked(ctx context.Context, path string) (net.Conn, error) {
 // (LISTEN_PID equal to our pid and LISTEN_FDS at least 1; the first passed
 // descriptor is used) and true, or false when the agent was not socket
 // activated. It unsets the LISTEN_* variables so children do not inherit
-// them. The Server applies its peer checks to these connections as to any.
-// On Windows it always returns false.
+// them. The listener's Close leaves the socket file, which systemd owns;
+// the caller checks the peers of its connections as for Listen. On
+// Windows it always returns false.
 func ListenActivated() (net.Listener, bool, error) {
 	return listenActivated(getenv, os.Getpid(), true)
 }

@@ -1,4 +1,4 @@
-package ipc
+package usersock
 
 import (
 	"fmt"
@@ -22,7 +22,7 @@ func peerCred(c net.Conn) (Peer, error) {
 		err = credErr
 	}
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: %w", err)
+		return Peer{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	p := Peer{UID: int(cred.Uid), PID: int(cred.Pid)}
 	if p.PID > 0 {

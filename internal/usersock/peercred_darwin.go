@@ -1,4 +1,4 @@
-package ipc
+package usersock
 
 import (
 	"bytes"
@@ -27,7 +27,7 @@ func peerCred(c net.Conn) (Peer, error) {
 		err = credErr
 	}
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: %w", err)
+		return Peer{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	return Peer{UID: int(xu.Uid), PID: pid, Exe: exePath(pid)}, nil
 }

@@ -1,4 +1,4 @@
-package ipc
+package usersock
 
 import (
 	"fmt"
@@ -22,11 +22,11 @@ func pipeHandle(c net.Conn) (windows.Handle, error) {
 func peerCred(c net.Conn) (Peer, error) {
 	h, err := pipeHandle(c)
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: %w", err)
+		return Peer{}, fmt.Errorf("peer credentials: %w", err)
 	}
 	var pid uint32
 	if err := windows.GetNamedPipeClientProcessId(h, &pid); err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: client pid: %w", err)
+		return Peer{}, fmt.Errorf("peer credentials: client pid: %w", err)
 	}
 	return processPeer(pid)
 }
@@ -35,11 +35,11 @@ func peerCred(c net.Conn) (Peer, error) {
 func serverCred(c net.Conn) (Peer, error) {
 	h, err := pipeHandle(c)
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: server credentials: %w", err)
+		return Peer{}, fmt.Errorf("server credentials: %w", err)
 	}
 	var pid uint32
 	if err := windows.GetNamedPipeServerProcessId(h, &pid); err != nil {
-		return Peer{}, fmt.Errorf("ipc: server credentials: server pid: %w", err)
+		return Peer{}, fmt.Errorf("server credentials: server pid: %w", err)
 	}
 	return processPeer(pid)
 }
@@ -49,17 +49,17 @@ func serverCred(c net.Conn) (Peer, error) {
 func processPeer(pid uint32) (Peer, error) {
 	ph, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, pid)
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: open process %d: %w", pid, err)
+		return Peer{}, fmt.Errorf("peer credentials: open process %d: %w", pid, err)
 	}
 	defer windows.CloseHandle(ph)
 	var tok windows.Token
 	if err := windows.OpenProcessToken(ph, windows.TOKEN_QUERY, &tok); err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: token of process %d: %w", pid, err)
+		return Peer{}, fmt.Errorf("peer credentials: token of process %d: %w", pid, err)
 	}
 	defer tok.Close()
 	tu, err := tok.GetTokenUser()
 	if err != nil {
-		return Peer{}, fmt.Errorf("ipc: peer credentials: user of process %d: %w", pid, err)
+		return Peer{}, fmt.Errorf("peer credentials: user of process %d: %w", pid, err)
 	}
 	p := Peer{UID: -1, PID: int(pid), User: tu.User.Sid.String()}
 	buf := make([]uint16, 1024)

@@ -1,6 +1,6 @@
 //go:build windows
 
-package ipc
+package usersock
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func socketPath(getenv func(string) string) (string, error) {
 	}
 	u, err := user.Current()
 	if err != nil {
-		return "", fmt.Errorf("ipc: socket path: %w", err)
+		return "", fmt.Errorf("socket path: %w", err)
 	}
 	return `\\.\pipe\ncagent-` + pipeSafe(u.Username), nil
 }
@@ -56,7 +56,7 @@ var selfSID = sync.OnceValues(func() (string, error) {
 func listen(path string) (net.Listener, error) {
 	sid, err := selfSID()
 	if err != nil {
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	ln, err := winio.ListenPipe(path, &winio.PipeConfig{
 		SecurityDescriptor: "D:P(A;;GA;;;" + sid + ")",
@@ -66,11 +66,11 @@ func listen(path string) (net.Listener, error) {
 	if err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		if c, derr := dialChecked(ctx, path); derr == nil {
+		if c, derr := Dial(ctx, path); derr == nil {
 			c.Close()
-			return nil, fmt.Errorf("ipc: listen %s: %w", path, ErrAlreadyRunning)
+			return nil, fmt.Errorf("listen %s: %w", path, ErrAlreadyRunning)
 		}
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	return ln, nil
 }

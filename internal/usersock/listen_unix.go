@@ -1,6 +1,6 @@
 //go:build unix
 
-package ipc
+package usersock
 
 import (
 	"context"
@@ -23,14 +23,14 @@ func socketPath(getenv func(string) string) (string, error) {
 	if p := getenv(EnvSocket); p != "" {
 		abs, err := filepath.Abs(p)
 		if err != nil {
-			return "", fmt.Errorf("ipc: socket path %s: %w", EnvSocket, err)
+			return "", fmt.Errorf("socket path %s: %w", EnvSocket, err)
 		}
 		return abs, nil
 	}
 	if runtime.GOOS == "darwin" {
 		dir, err := os.UserCacheDir()
 		if err != nil {
-			return "", fmt.Errorf("ipc: socket path: %w", err)
+			return "", fmt.Errorf("socket path: %w", err)
 		}
 		return filepath.Join(dir, "ncagent", "agent.sock"), nil
 	}
@@ -62,15 +62,15 @@ func (l *unixListener) Close() error {
 
 func listen(path string) (net.Listener, error) {
 	if err := secureDir(filepath.Dir(path)); err != nil {
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	lock, err := lockFile(path + ".lock")
 	if err != nil {
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	if err := clearStale(path); err != nil {
 		lock.Close()
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	// The socket is created with 0777&^umask and then narrowed to 0600; in
 	// between it is unreachable to others because its directory is 0700 and
@@ -81,12 +81,12 @@ func listen(path string) (net.Listener, error) {
 		if errors.Is(err, syscall.EADDRINUSE) {
 			err = fmt.Errorf("%w: %w", ErrAlreadyRunning, err)
 		}
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		lock.Close()
-		return nil, fmt.Errorf("ipc: listen %s: %w", path, err)
+		return nil, fmt.Errorf("listen %s: %w", path, err)
 	}
 	return &unixListener{UnixListener: ln, lock: lock}, nil
 }
@@ -230,7 +230,7 @@ func listenActivatedFD(getenv func(string) string, pid, firstFD int, unset bool)
 	}
 	n, err := strconv.Atoi(fdsStr)
 	if err != nil || n < 1 {
-		return nil, false, fmt.Errorf("ipc: socket activation: LISTEN_FDS=%q: want a positive count", fdsStr)
+		return nil, false, fmt.Errorf("socket activation: LISTEN_FDS=%q: want a positive count", fdsStr)
 	}
 	for fd := firstFD; fd < firstFD+n; fd++ {
 		syscall.CloseOnExec(fd)
@@ -239,11 +239,11 @@ func listenActivatedFD(getenv func(string) string, pid, firstFD int, unset bool)
 	ln, err := net.FileListener(f)
 	f.Close() // FileListener holds its own duplicate
 	if err != nil {
-		return nil, false, fmt.Errorf("ipc: socket activation: fd %d: %w", firstFD, err)
+		return nil, false, fmt.Errorf("socket activation: fd %d: %w", firstFD, err)
 	}
 	if _, ok := ln.(*net.UnixListener); !ok {
 		ln.Close()
-		return nil, false, fmt.Errorf("ipc: socket activation: fd %d is %s, want a unix stream socket", firstFD, ln.Addr().Network())
+		return nil, false, fmt.Errorf("socket activation: fd %d is %s, want a unix stream socket", firstFD, ln.Addr().Network())
 	}
 	return ln, true, nil
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,19 +141,6 @@ var shortDir = testutil.ShortDir
 func eventually(cond func() bool) bool { return testutil.Eventually(2*time.Second, cond) }
 
 var syscallECONNRESET = syscall.ECONNRESET
-
-// staleSocket leaves a socket file at path that nobody listens on (a copy
-// of internal/usersock's test helper).
-func staleSocket(t testing.TB, path string) string {
-	t.Helper()
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
-	return path
-}
 
 // testServer is a Server running on a real socket with a fake backend.
 type testServer struct {

@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 func TestClientRoundTrip(t *testing.T) {
@@ -107,7 +109,7 @@ func TestClientNotRunning(t *testing.T) {
 		path string
 	}{
 		{"missing socket", dir + "/none.sock"},
-		{"stale socket", staleSocket(t, dir+"/stale.sock")},
+		{"stale socket", testutil.StaleSocket(t, dir+"/stale.sock")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

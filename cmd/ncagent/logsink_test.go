@@ -13,6 +13,20 @@ import (
 	"github.com/ncagent/ncagent/internal/testutil"
 )
 
+// testLogger returns the agent's logger at info writing to a file of its
+// own, behind a sink flushing after delay, and the file's path.
+func testLogger(t *testing.T, delay time.Duration) (string, *slog.Logger, *logSink) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	log, sink := newAgentLogger(f, slog.LevelInfo, delay)
+	return path, log, sink
+}
+
 // readLog returns what the agent's log file holds.
 func readLog(t *testing.T, path string) string {
 	t.Helper()
@@ -26,13 +40,7 @@ func readLog(t *testing.T, path string) string {
 // TestLogSinkFlushDelay: an info record reaches the file by itself,
 // after the flush delay.
 func TestLogSinkFlushDelay(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.log")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, sink := newAgentLogger(f, slog.LevelInfo, logFlushDelay)
+	path, log, sink := testLogger(t, logFlushDelay)
 	defer sink.Close()
 	log.Info("ipc: token issued", "account", "work")
 	if !testutil.Eventually(10*time.Second, func() bool { return strings.Contains(readLog(t, path), "token issued") }) {
@@ -45,13 +53,7 @@ func TestLogSinkFlushDelay(t *testing.T) {
 // it; Close writes what is left, and records after Close are written
 // through.
 func TestLogSinkWriteBehind(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.log")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, sink := newAgentLogger(f, slog.LevelInfo, time.Hour) // no flush by time here
+	path, log, sink := testLogger(t, time.Hour) // no flush by time here
 
 	log.Info("ipc: token issued", "account", "work")
 	if got := readLog(t, path); got != "" {
@@ -87,13 +89,7 @@ func TestLogSinkWriteBehind(t *testing.T) {
 // by the writers themselves, nothing dropped or reordered, also with
 // concurrent writers.
 func TestLogSinkFullBufferWrites(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.log")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, sink := newAgentLogger(f, slog.LevelInfo, time.Hour)
+	path, log, sink := testLogger(t, time.Hour)
 	const writers, each = 4, 2000
 	var wg sync.WaitGroup
 	for w := range writers {
@@ -141,13 +137,7 @@ func (e *mutableErr) Error() string { return e.text }
 // Handle returns (its text could change), after the records held before
 // it.
 func TestLogSinkFormatsLaterOnlyPlainRecords(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "agent.log")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	log, sink := newAgentLogger(f, slog.LevelInfo, time.Hour)
+	path, log, sink := testLogger(t, time.Hour)
 	defer sink.Close()
 
 	before := time.Now().Truncate(time.Millisecond)

@@ -21,18 +21,6 @@ import (
 
 var shortDir = testutil.ShortDir
 
-// staleSocket leaves a socket file at path that nobody listens on.
-func staleSocket(t testing.TB, path string) string {
-	t.Helper()
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.SetUnlinkOnClose(false)
-	ln.Close()
-	return path
-}
-
 // serveOne accepts one connection on ln, checks its peer as a server must
 // and answers "ok\n"; the channel gets the outcome.
 func serveOne(ln net.Listener) <-chan error {
@@ -202,7 +190,7 @@ func TestListenRefusesUnsafeDir(t *testing.T) {
 
 func TestListenStaleSocket(t *testing.T) {
 	dir := shortDir(t)
-	path := staleSocket(t, filepath.Join(dir, "agent.sock"))
+	path := testutil.StaleSocket(t, filepath.Join(dir, "agent.sock"))
 	ln, err := Listen(path)
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)

@@ -51,8 +51,9 @@ func (p *Provider) ExchangeCode(ctx context.Context, code, redirectURI, verifier
 		RedirectURL:  redirectURI,
 	}
 	// x/oauth2 sends its requests with the client of this context value:
-	// ours, with its timeouts, CA bundle and no redirects of a POST.
-	octx := context.WithValue(ctx, oauth2.HTTPClient, p.client)
+	// ours, with its timeouts, CA bundle and no redirects of a POST, and
+	// its answers bounded by us (x/oauth2 would cut them at 1 MiB).
+	octx := context.WithValue(ctx, oauth2.HTTPClient, boundedAnswers(p.client))
 	tok, err := cfg.Exchange(octx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		secrets := url.Values{"code": {code}, "code_verifier": {verifier}, "client_secret": {p.acct.ClientSecret.Reveal()}}
@@ -93,6 +94,8 @@ func oauth2Error(ctx context.Context, op string, err error, secrets url.Values) 
 		return ie
 	case errors.As(err, &redir):
 		return fmt.Errorf("%s: %w", op, redir)
+	case errors.Is(err, errAnswerTooLarge):
+		return fmt.Errorf("%s: %w", op, errAnswerTooLarge)
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %w", op, ctx.Err())
 	case errors.As(err, &ue):

@@ -7,51 +7,29 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ncagent/ncagent/internal/atomicfile"
 )
 
-// writeAtomic replaces path with what write produces, so that a reader or
-// a crash sees the old file or the new one, never a part of either: a
-// temporary file in the same directory (0600: os.CreateTemp), fsync,
-// rename over path, fsync of the directory. It is the one atomic write of
-// the agent: config and state files, and the file store.
+// writeAtomic replaces path with what write produces, as a 0600 file,
+// with atomicfile.Write: a reader or a crash sees the old file or the new
+// one. It is how the agent writes its config and state files, its chain
+// times and the file store.
 //
 // With private (the file store), the directory must exist and be private
 // (checkPrivateDir), and an existing path that is not a regular file of
 // the user without group or world access is refused with
 // ErrFileStoreUnsafe and left as it is. Without, a missing directory is
 // made 0700 and whatever is at path is replaced.
-func writeAtomic(path string, private bool, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
+func writeAtomic(path string, private bool, write func(io.Writer) error) error {
+	dirPerm := fs.FileMode(0o700)
 	if private {
 		if err := checkReplaceable(path); err != nil {
 			return err
 		}
-	} else if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		dirPerm = 0
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := write(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return atomicfile.Write(path, 0o600, dirPerm, write)
 }
 
 // checkReplaceable checks that path is in a private directory and, when
@@ -74,9 +52,4 @@ func checkReplaceable(path string) error {
 }
 
 // writeBytes is a write function for writeAtomic that writes data.
-func writeBytes(data []byte) func(io.Writer) error {
-	return func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}
-}
+var writeBytes = atomicfile.Bytes

@@ -6,7 +6,3 @@ import "io/fs"
 // whose ACL admits only the user (and administrators); the mode bits Go
 // reports say nothing of ACLs, so there is nothing more to check here.
 func checkPrivate(string, fs.FileInfo) error { return nil }
-
-// syncDir: Windows cannot fsync a directory; MoveFileEx (os.Rename) is
-// durable once it returns.
-func syncDir(string) error { return nil }

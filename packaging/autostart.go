@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/atomicfile"
 )
 
 // Env is everything the autostart functions read from the outside world.
@@ -449,28 +451,7 @@ func (s fileSpec) remove(env Env, r *Report) (bool, error) {
 // writeFileAtomic writes data to path with mode through a temporary file in
 // the same directory, creating missing directories 0755.
 func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("autostart: create %s: %w", dir, err)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("autostart: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("autostart: write %s: %w", path, err)
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return fmt.Errorf("autostart: chmod %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("autostart: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, mode, 0o755, atomicfile.Bytes(data)); err != nil {
 		return fmt.Errorf("autostart: write %s: %w", path, err)
 	}
 	return nil

@@ -37,13 +37,7 @@ func TestHardenHelper(t *testing.T) {
 // attacker would read its memory: refused, and no core file allowed. The
 // unhardened control shows the read would work otherwise.
 func TestHarden(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("skipping: running as uid 65534 needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: setpriv not found")
-	}
+	setpriv := testutil.Setpriv(t, "running")
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

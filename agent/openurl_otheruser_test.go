@@ -34,13 +34,7 @@ type cmdlineWatcher struct {
 // root with setpriv.
 func watchCmdlines(t *testing.T) *cmdlineWatcher {
 	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("skipping: watching as another uid needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: setpriv not found (Debian: util-linux)")
-	}
+	setpriv := testutil.Setpriv(t, "watching")
 	dir := testutil.ShortDir(t)
 	os.Chmod(dir, 0o755)
 	w := &cmdlineWatcher{stop: filepath.Join(dir, "stop")}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 func TestSecondAgentRefused(t *testing.T) {
@@ -37,13 +39,7 @@ func TestSecondAgentRefused(t *testing.T) {
 // directory and socket are opened up for this test only, so the kernel
 // lets it connect and the peer check is what refuses it.
 func TestForeignUIDRefused(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("skipping: running a client as another uid needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: setpriv not found")
-	}
+	setpriv := testutil.Setpriv(t, "running a client")
 	b := &fakeBackend{}
 	ts := startServer(t, b, ServerOptions{})
 	os.Chmod(filepath.Dir(filepath.Dir(ts.path)), 0o711)

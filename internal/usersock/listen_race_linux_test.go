@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ncagent/ncagent/internal/testutil"
 )
 
 // TestSocketDirSymlinkRace is another uid swapping a symlink in and out
@@ -16,13 +18,7 @@ import (
 // agent's user: however the race falls, that directory's mode must never
 // change.
 func TestSocketDirSymlinkRace(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("skipping: racing as another uid needs root")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: setpriv not found")
-	}
+	setpriv := testutil.Setpriv(t, "racing")
 	perl, err := exec.LookPath("perl")
 	if err != nil {
 		t.Skip("skipping: perl not found")

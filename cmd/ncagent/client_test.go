@@ -69,7 +69,7 @@ func (b *countingBackend) Revoke(context.Context, ipc.Peer, ipc.RevokeRequest) (
 	return ipc.RevokeResponse{}, errors.New("not used")
 }
 
-// TestOneRoundTrip checks that token and status cost one request each
+// TestOneRoundTrip checks that token, status and revoke cost one request each
 // (no status check before the token), and that the error of the one
 // request is what the CLI reports.
 func TestOneRoundTrip(t *testing.T) {
@@ -93,6 +93,7 @@ func TestOneRoundTrip(t *testing.T) {
 		{[]string{"token", "work"}, exitOK, map[string]int{"token": 1}, "tok-1\n", ""},
 		{[]string{"token", "gone"}, exitNeedsLogin, map[string]int{"token": 1}, "", "run ncagent login gone"},
 		{[]string{"status"}, exitOK, map[string]int{"status": 1}, "", ""},
+		{[]string{"revoke", "work"}, exitError, map[string]int{"revoke": 1}, "", "internal error"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -68,13 +68,11 @@ file): remove its [accounts.ACCOUNT] table yourself.`)
 
 	// Revoke and forget through the agent: it owns the refresh chain, the
 	// secret store (keychain or file store) and the cached tokens.
-	cl, path, err := cf.connect(ctx, e)
-	if err != nil {
-		return clientExit(e, path, err)
-	}
-	rctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	r, err := cl.Revoke(rctx, ipc.RevokeRequest{Account: account, Forget: true})
+	var r ipc.RevokeResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
+		r, err = cl.Revoke(ctx, ipc.RevokeRequest{Account: account, Forget: true})
+		return err
+	})
 	var we *ipc.Error
 	switch {
 	case err == nil:

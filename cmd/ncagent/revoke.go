@@ -29,13 +29,11 @@ ncagent login ACCOUNT signs it in again.`)
 		errorf(e, "revoke needs an account: ncagent revoke ACCOUNT")
 		return exitUsage
 	}
-	cl, path, err := cf.connect(ctx, e)
-	if err != nil {
-		return clientExit(e, path, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	r, err := cl.Revoke(ctx, ipc.RevokeRequest{Account: account})
+	var r ipc.RevokeResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
+		r, err = cl.Revoke(ctx, ipc.RevokeRequest{Account: account})
+		return err
+	})
 	if err != nil {
 		return clientExit(e, path, err)
 	}

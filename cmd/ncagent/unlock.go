@@ -49,16 +49,18 @@ Exit codes: 0 unlocked, 2 no passphrase could be read, 3 no agent runs,
 		errorf(e, "unlock takes no arguments (the passphrase is never taken from the command line): run ncagent unlock --help")
 		return exitUsage
 	}
-	cl, path, err := cf.connect(ctx, e)
+	var cl *ipc.Client
+	var r ipc.StoreResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, c *ipc.Client) (err error) {
+		cl = c
+		r, err = c.Unlock(ctx, ipc.UnlockRequest{})
+		return err
+	})
 	if err != nil {
 		return clientExit(e, path, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	r, err := cl.Unlock(ctx, ipc.UnlockRequest{})
-	if err != nil {
-		return clientExit(e, path, err)
-	}
 	if r.State != "unlocked" && r.NeedsPassphrase {
 		pass, err := readPassphrase(ctx, e, *passFile, r)
 		if err != nil {
@@ -94,13 +96,11 @@ ncagent unlock. The keychain is locked by your desktop, not by ncagent.`)
 		return code
 	}
 	cf.noStart = true
-	cl, path, err := cf.connect(ctx, e)
-	if err != nil {
-		return clientExit(e, path, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	defer cancel()
-	r, err := cl.Lock(ctx)
+	var r ipc.StoreResponse
+	path, err := cf.call(ctx, e, func(ctx context.Context, cl *ipc.Client) (err error) {
+		r, err = cl.Lock(ctx)
+		return err
+	})
 	if err != nil {
 		return clientExit(e, path, err)
 	}

@@ -30,11 +30,9 @@ func newKeyringCtl(t *testing.T) *keyringCtl {
 	}
 	conn := testSessionBus(t)
 	w := newSSWatch(platformKeyring(5 * time.Second))
-	c, err := w.conn(t.Context())
-	var p dbus.ObjectPath
-	if err == nil {
+	c, p, err := w.collection(t.Context())
+	if c != nil {
 		t.Cleanup(func() { c.Close() })
-		p, err = w.collection(t.Context(), c)
 	}
 	if err != nil {
 		t.Fatalf("find the collection: %v", err)

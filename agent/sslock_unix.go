@@ -57,8 +57,18 @@ func (s *ssWatch) conn(ctx context.Context) (*dbus.Conn, error) {
 	return c, nil
 }
 
-// collection returns the path of the collection go-keyring writes to.
-func (s *ssWatch) collection(ctx context.Context, c *dbus.Conn) (dbus.ObjectPath, error) {
+// collection returns the kept connection and the path of the collection
+// go-keyring writes to.
+func (s *ssWatch) collection(ctx context.Context) (*dbus.Conn, dbus.ObjectPath, error) {
+	c, err := s.conn(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := collectionPath(ctx, c)
+	return c, p, err
+}
+
+func collectionPath(ctx context.Context, c *dbus.Conn) (dbus.ObjectPath, error) {
 	svc := c.Object(ssName, ssPath)
 	v, err := getProperty(ctx, svc, ssService+".Collections")
 	if err != nil {
@@ -85,11 +95,7 @@ func (s *ssWatch) collection(ctx context.Context, c *dbus.Conn) (dbus.ObjectPath
 // ErrKeychainLocked when it is locked, and one wrapping ErrNoKeychain when
 // there is no Secret Service to ask. It never prompts.
 func (s *ssWatch) check(ctx context.Context) error {
-	c, err := s.conn(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := s.collection(ctx, c)
+	c, p, err := s.collection(ctx)
 	if err != nil {
 		return err
 	}
@@ -108,11 +114,7 @@ func (s *ssWatch) check(ctx context.Context) error {
 // unlock` (a user at a terminal or the tray) calls it.
 // check keeps answering while the prompt waits.
 func (s *ssWatch) unlock(ctx context.Context) error {
-	c, err := s.conn(ctx)
-	if err != nil {
-		return err
-	}
-	p, err := s.collection(ctx, c)
+	c, p, err := s.collection(ctx)
 	if err != nil {
 		return err
 	}

@@ -352,8 +352,7 @@ func writeBody(w http.ResponseWriter, status int, b []byte, err error) {
 		b, _ = json.Marshal(&Error{Code: CodeInternal, Message: "encoding response"})
 	}
 	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Cache-Control"] = noStore
+	h["Content-Type"] = jsonContentType // Cache-Control: serveHTTP set it
 	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	w.Write(b)

@@ -17,13 +17,8 @@ const maxLoginDuration = 30 * time.Minute
 // response. The write deadline is extended per event; the client going
 // away, or the server shutting down, cancels the backend's context.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request, peer Peer) {
-	body, e := readBody(w, r, time.Time{}) // a stream: no read deadline
 	var req LoginRequest
-	if e == nil {
-		e = decodeRequest(body, &req, false)
-	}
-	if e != nil {
-		writeError(w, e)
+	if !readRequest(w, r, time.Time{}, &req, false) { // a stream: no read deadline
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), maxLoginDuration)

@@ -128,15 +128,10 @@ type request interface {
 func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, peer Peer, req Req) (resp any, record func(), err error)) func(*Server, http.ResponseWriter, *http.Request, Peer) {
 	return func(s *Server, w http.ResponseWriter, r *http.Request, peer Peer) {
 		deadline := s.handlerDeadline()
-		body, e := readBody(w, r, deadline)
 		var req Req
 		rq, isReq := any(&req).(request)
-		if e == nil && isReq {
-			_, emptyOK := rq.(*TokenRequest)
-			e = decodeRequest(body, rq, emptyOK)
-		}
-		if e != nil {
-			writeError(w, e)
+		_, emptyOK := rq.(*TokenRequest)
+		if !readRequest(w, r, deadline, rq, emptyOK) {
 			return
 		}
 		resp, record, err := call(s, r.Context(), peer, req)
@@ -153,6 +148,21 @@ func jsonRoute[Req any](op string, call func(s *Server, ctx context.Context, pee
 			record()
 		}
 	}
+}
+
+// readRequest reads the body (readBody, with until) and decodes it into
+// req (decodeRequest; nil: the endpoint takes no body), answering an error
+// itself; it reports whether the handler goes on.
+func readRequest(w http.ResponseWriter, r *http.Request, until time.Time, req request, emptyOK bool) bool {
+	body, e := readBody(w, r, until)
+	if e == nil && req != nil {
+		e = decodeRequest(body, req, emptyOK)
+	}
+	if e != nil {
+		writeError(w, e)
+		return false
+	}
+	return true
 }
 
 // readBody reads the request body, at most MaxBodyBytes, then moves the

@@ -71,13 +71,8 @@ func (s *Server) handleSession(w http.ResponseWriter, r *http.Request, peer Peer
 		writeError(w, &Error{Code: CodeNotFound, Message: "this agent serves no exec sessions"})
 		return
 	}
-	body, e := readBody(w, r, time.Time{}) // held open: no read deadline
 	var req SessionRequest
-	if e == nil {
-		e = decodeRequest(body, &req, true)
-	}
-	if e != nil {
-		writeError(w, e)
+	if !readRequest(w, r, time.Time{}, &req, true) { // held open: no read deadline
 		return
 	}
 	ctx, cancel := s.requestContext(r.Context())
